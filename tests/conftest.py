@@ -1,0 +1,156 @@
+"""Fixtures: the app on SQLite (default) or TEST_DATABASE_URL, real Redis (TEST_REDIS_URL or the
+bundled server), and a real HTTP receiver."""
+import json
+import os
+import queue as queue_mod
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import freezegun
+import pytest
+from redis import Redis
+from sqlalchemy import text
+
+from tnt import create_app
+from tnt.extensions import db
+
+# Deadlines inside the HTTP client run on the real clock even while a test freezes time.
+freezegun.configure(extend_ignore_list=["tnt.transport", "urllib3", "http.client", "socket"])
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    return os.environ.get("TEST_DATABASE_URL") or (
+        f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    if os.environ.get("TEST_REDIS_URL"):
+        yield os.environ["TEST_REDIS_URL"]
+        return
+    from tnt.devserver import start_embedded_redis
+
+    directory = tmp_path_factory.mktemp("redis")
+    proc = start_embedded_redis(directory)
+    yield f"unix://{directory / 'redis.sock'}"
+    proc.terminate()
+    proc.wait()
+
+
+@pytest.fixture(scope="session")
+def _schema(database_url, redis_url):
+    from tnt.config import database_url as normalise
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": normalise(database_url), "REDIS_URL": redis_url})
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        db.engine.dispose()
+    return normalise(database_url)
+
+
+@pytest.fixture
+def app(_schema, redis_url):
+    app = create_app({
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": _schema,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "test",
+        "TNT_ALLOW_LOOPBACK": True,
+        "TNT_HTTPS_ONLY": False,
+        "TNT_DELIVERY_TIMEOUT": 2.0,
+        "TNT_SIMULATED_DLR_DELAY": 0,
+    })
+    with app.app_context():
+        _empty_tables()
+        Redis.from_url(redis_url).flushdb()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _empty_tables():
+    tables = list(reversed(db.metadata.sorted_tables))
+    if db.engine.dialect.name == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in tables)
+        db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    else:
+        for table in tables:
+            db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1 that records every request.
+
+    `respond` is a list of (status, body) answers used in order; the last one repeats.
+    """
+
+    def __init__(self):
+        self.requests = queue_mod.Queue()
+        self.respond = [(200, b"ok")]
+        self._served = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.requests.put({"path": self.path, "headers": dict(self.headers), "body": body})
+                status, reply = outer.respond[min(outer._served, len(outer.respond) - 1)]
+                outer._served += 1
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def received(self) -> list[dict]:
+        out = []
+        while not self.requests.empty():
+            out.append(self.requests.get())
+        return out
+
+    def json(self) -> list[dict]:
+        return [json.loads(r["body"]) for r in self.received()]
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+@pytest.fixture
+def account(app):
+    from tnt import accounts
+
+    return accounts.create_account("Acme")
+
+
+@pytest.fixture
+def work(app):
+    """Run a real RQ worker (with the scheduler) on real Redis until the queue is empty."""
+    from tnt import worker
+
+    return lambda: worker.run(app, burst=True)

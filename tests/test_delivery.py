@@ -1,0 +1,275 @@
+"""The delivery engine against a real receiver, a real RQ worker and real Redis."""
+import hashlib
+import hmac
+import json
+import re
+from datetime import datetime, timedelta
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import select
+
+from tnt import delivery, endpoints, messages, queue
+from tnt.clock import utcnow
+from tnt.errors import Conflict
+from tnt.extensions import db
+from tnt.models import Attempt, Delivery, Event
+
+SECRET = "whsec_test_secret_123"
+ISO_NAIROBI = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+03:00$")
+
+
+def verify_signature(raw_body: bytes, secret: str, header: str) -> bool:
+    """Verbatim from the spec."""
+    expected = 'sha256=' + hmac.new(
+        secret.encode(), raw_body, hashlib.sha256
+    ).hexdigest()
+    return hmac.compare_digest(expected, header)
+
+
+@pytest.fixture
+def endpoint(account, receiver):
+    return endpoints.create(account.id, receiver.url, list(endpoints.EVENTS), "test", SECRET)
+
+
+def attempts(delivery_id=None):
+    query = select(Attempt).order_by(Attempt.id)
+    if delivery_id:
+        query = query.where(Attempt.delivery_id == delivery_id)
+    return list(db.session.scalars(query))
+
+
+def only_delivery() -> Delivery:
+    db.session.expire_all()
+    return db.session.scalars(select(Delivery)).one()
+
+
+def fire_one(account, event="sms.sent"):
+    """Send an SMS held in the queue and cancel it: exactly one event (sms.cancelled)."""
+    msg = messages.send_sms(account.id, "0712345678", "TALKNTALK", "Hi", simulate="hold")
+    messages.cancel_message(account.id, msg.id)
+    return msg
+
+
+def test_sent_and_delivered_reach_the_receiver_signed_byte_for_byte(app, account, endpoint,
+                                                                     receiver, work):
+    msg = messages.send_sms(account.id, "+254 712 345 678", "TALKNTALK", "Your OTP is 847291.",
+                            source="api", simulate="delivered")
+    work()  # submits: sms.sent, and its delivery
+    work()  # the carrier's report: sms.delivered
+    got = receiver.received()
+    assert [json.loads(r["body"])["event"] for r in got] == ["sms.sent", "sms.delivered"]
+    bodies = {e.type: e.body for e in db.session.scalars(select(Event))}
+    for request in got:
+        h = request["headers"]
+        payload = json.loads(request["body"])
+        assert request["body"] == bodies[payload["event"]]
+        assert verify_signature(request["body"], SECRET, h["X-TalkNTalk-Signature"])
+        assert h["Content-Type"] == "application/json"
+        assert h["X-TalkNTalk-Event"] == payload["event"]
+        assert h["User-Agent"].startswith("TalkNTalk-Webhooks/")
+        assert re.fullmatch(r"[0-9a-f-]{36}", h["X-TalkNTalk-Delivery"])
+        assert list(payload) == ["event", "timestamp", "data"]
+        assert ISO_NAIROBI.match(payload["timestamp"])
+        data = payload["data"]
+        assert list(data) == ["id", "mobile", "sender_id", "message", "status", "network",
+                              "source", "created_at", "updated_at"]
+        assert data["id"] == msg.id and data["mobile"] == "254712345678"
+        assert data["network"] == "safaricom" and data["source"] == "api"
+        assert ISO_NAIROBI.match(data["created_at"]) and ISO_NAIROBI.match(data["updated_at"])
+    assert [json.loads(r["body"])["data"]["status"] for r in got] == ["sent", "delivered"]
+    assert all(a.ok and a.status_code == 200 and a.response_body == "ok" for a in attempts())
+
+
+def test_no_signature_header_without_a_secret(app, account, receiver, work):
+    endpoints.create(account.id, receiver.url, ["sms.cancelled"])
+    fire_one(account)
+    work()
+    (request,) = receiver.received()
+    assert "X-TalkNTalk-Signature" not in request["headers"]
+
+
+def test_only_subscribed_enabled_endpoints_get_deliveries(app, account, receiver, work):
+    endpoints.create(account.id, receiver.url, ["sms.delivered"])
+    off = endpoints.create(account.id, receiver.url, ["sms.cancelled"])
+    endpoints.set_enabled(off, False)
+    fire_one(account)
+    assert db.session.scalars(select(Delivery)).all() == []
+    work()
+    assert receiver.received() == []
+
+
+def test_retries_after_1_5_30_minutes_then_failed(app, account, endpoint, receiver, work):
+    receiver.respond = [(500, b"boom")]
+    start = datetime(2026, 5, 20, 8, 30)
+    with freeze_time(start) as clock:
+        fire_one(account)
+        work()
+        d = only_delivery()
+        assert (d.status, d.auto_attempts, d.next_attempt_at) == (
+            "retrying", 1, start + timedelta(minutes=1))
+        for wait, number in ((60, 2), (300, 3), (1800, 4)):
+            clock.tick(wait - 1)
+            work()
+            assert len(attempts()) == number - 1, "a retry ran early"
+            clock.tick(1)
+            work()
+            assert len(attempts()) == number
+        d = only_delivery()
+        assert (d.status, d.next_attempt_at) == ("failed", None)
+        clock.tick(3600)
+        work()
+    got = receiver.received()
+    assert len(got) == 4
+    assert len({r["body"] for r in got}) == 1
+    assert len({r["headers"]["X-TalkNTalk-Signature"] for r in got}) == 1
+    assert len({r["headers"]["X-TalkNTalk-Delivery"] for r in got}) == 1
+    assert [a.number for a in attempts()] == [1, 2, 3, 4]
+    assert all(a.error == "HTTP 500: not a 2xx response" and a.response_body == "boom"
+               for a in attempts())
+
+
+def test_a_retry_that_succeeds_marks_the_delivery_delivered(app, account, endpoint, receiver,
+                                                           work):
+    receiver.respond = [(503, b"busy"), (204, b"")]
+    with freeze_time("2026-05-20 08:30") as clock:
+        fire_one(account)
+        work()
+        clock.tick(60)
+        work()
+    d = only_delivery()
+    assert (d.status, d.attempts_count, d.next_attempt_at) == ("delivered", 2, None)
+    assert [a.ok for a in attempts()] == [False, True]
+
+
+def test_redirects_are_failures_and_not_followed(app, account, endpoint, receiver, work):
+    receiver.respond = [(302, b"")]
+    fire_one(account)
+    work()
+    (a,) = attempts()
+    assert not a.ok and a.status_code == 302
+    assert "redirects are not followed" in a.error
+    assert len(receiver.received()) == 1
+
+
+def test_at_most_64_kib_of_the_response_is_kept(app, account, endpoint, receiver, work):
+    receiver.respond = [(200, b"x" * 200_000)]
+    fire_one(account)
+    work()
+    (a,) = attempts()
+    assert a.ok and len(a.response_body) == 65536
+
+
+def test_event_fired_while_redis_is_down_is_delivered_once_redis_is_back(
+        app, account, endpoint, receiver, work, redis_url):
+    with freeze_time("2026-05-20 08:30") as clock:
+        app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
+        app.extensions.pop("tnt_redis", None)
+        fire_one(account)  # committed; the enqueue fails and is logged
+        assert only_delivery().status == "pending"
+        app.config["REDIS_URL"] = redis_url
+        app.extensions.pop("tnt_redis", None)
+        work()
+        assert receiver.received() == []  # nothing was enqueued
+        clock.tick(delivery.SWEEP_GRACE.total_seconds())
+        assert delivery.sweep() == 1
+        work()
+    assert len(receiver.received()) == 1
+    assert only_delivery().status == "delivered"
+
+
+def test_disabling_an_endpoint_ends_its_pending_retries(app, account, endpoint, receiver, work):
+    receiver.respond = [(500, b"")]
+    with freeze_time("2026-05-20 08:30") as clock:
+        fire_one(account)
+        work()
+        endpoints.set_enabled(endpoint, False)
+        clock.tick(60)
+        work()
+    d = only_delivery()
+    assert d.status == "failed" and "disabled" in d.last_error
+    assert len(attempts()) == 1
+
+
+def test_an_endpoint_disabled_after_the_event_gets_no_attempt(app, account, endpoint, receiver,
+                                                             work):
+    fire_one(account)
+    endpoint.enabled = False  # behind the service's back: the worker must still check
+    db.session.commit()
+    work()
+    assert receiver.received() == []
+    d = only_delivery()
+    assert d.status == "failed" and "disabled or deleted" in d.last_error
+
+
+def test_manual_resend_is_one_attempt_logged_with_who_asked(app, account, endpoint, receiver,
+                                                            work):
+    from tnt import accounts
+
+    staff = accounts.create_user("help@example.com", "password123", role="support")
+    receiver.respond = [(500, b"")]
+    with freeze_time("2026-05-20 08:30") as clock:
+        fire_one(account)
+        for wait in (0, 60, 300, 1800):
+            clock.tick(wait)
+            work()
+    assert only_delivery().status == "failed"
+    receiver.respond = [(200, b"thanks")]
+    attempt = delivery.resend(only_delivery().id, account_id=None, requested_by=staff.id)
+    assert (attempt.number, attempt.trigger, attempt.ok) == (5, "manual", True)
+    assert attempt.requested_by.email == "help@example.com"
+    assert only_delivery().status == "delivered"
+
+
+def test_resend_respects_tenancy_and_disabled_endpoints(app, account, endpoint, receiver, work):
+    from tnt import accounts
+    from tnt.errors import NotFound
+
+    other = accounts.create_account("Other")
+    fire_one(account)
+    work()
+    d = only_delivery()
+    with pytest.raises(NotFound):
+        delivery.resend(d.id, account_id=other.id, requested_by=None)
+    endpoints.set_enabled(endpoint, False)
+    with pytest.raises(Conflict, match="disabled"):
+        delivery.resend(d.id, account_id=account.id, requested_by=None)
+
+
+def test_two_claims_never_share_a_delivery(app, account, receiver):
+    endpoints.create(account.id, receiver.url, ["sms.cancelled"])
+    for _ in range(5):
+        fire_one(account)
+    _, first = delivery.claim(limit=3)
+    _, second = delivery.claim(limit=10)
+    assert len(first) == 3 and len(second) == 2 and not set(first) & set(second)
+    assert delivery.claim(limit=10)[1] == []
+
+
+def test_a_dead_workers_claim_expires(app, account, endpoint, receiver, work):
+    with freeze_time("2026-05-20 08:30") as clock:
+        fire_one(account)
+        delivery.claim(limit=10)  # claimed, then the worker is killed
+        work()
+        assert receiver.received() == []
+        clock.tick(delivery.LEASE.total_seconds() + 1)
+        delivery.sweep()
+        work()
+    assert len(receiver.received()) == 1
+
+
+def test_many_events_are_batched_into_few_jobs(app, account, endpoint, receiver, work):
+    for _ in range(30):
+        fire_one(account)
+    assert queue.queue().count <= 31  # 30 submit jobs at most (holds) and one coalesced kick
+    work()
+    assert len(receiver.received()) == 30
+    assert {d.status for d in db.session.scalars(select(Delivery))} == {"delivered"}
+
+
+def test_send_test_event_is_marked_as_a_test(app, account, endpoint, receiver, work):
+    endpoints.send_test(endpoint)
+    work()
+    (request,) = receiver.received()
+    assert json.loads(request["body"])["event"] == "sms.delivered"
+    assert db.session.scalars(select(Event)).one().is_test

@@ -1,0 +1,126 @@
+"""`flask tnt ...`: operator commands."""
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from . import accounts, endpoints, messages
+from .errors import InvalidInput
+from .extensions import db
+from .models import EVENTS, Account
+
+tnt_cli = AppGroup("tnt", help="TalkNTalk Webhooks operator commands.")
+
+
+def _account(ref: str) -> Account:
+    query = select(Account).where(Account.id == int(ref)) if ref.isdigit() else (
+        select(Account).where(Account.name == ref))
+    account = db.session.scalar(query)
+    if account is None:
+        raise click.BadParameter(f"no account {ref!r}", param_hint="--account")
+    return account
+
+
+def _fail_on_invalid(exc: InvalidInput):
+    raise click.ClickException("; ".join(f"{k}: {v}" for k, v in exc.fields.items()))
+
+
+@tnt_cli.command("create-account")
+@click.argument("name")
+def create_account(name):
+    """Create an account."""
+    try:
+        account = accounts.create_account(name)
+    except InvalidInput as exc:
+        _fail_on_invalid(exc)
+    click.echo(f"account {account.id} {account.name}")
+
+
+@tnt_cli.command("create-user")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--role", type=click.Choice(["customer", "support"]), default="customer")
+@click.option("--account", "account_ref", help="Account name or id (customers).")
+def create_user(email, password, role, account_ref):
+    """Create a dashboard user: a customer of one account, or support staff."""
+    account_id = _account(account_ref).id if account_ref else None
+    try:
+        user = accounts.create_user(email, password, role=role, account_id=account_id)
+    except InvalidInput as exc:
+        _fail_on_invalid(exc)
+    click.echo(f"user {user.id} {user.email} ({user.role})")
+
+
+@tnt_cli.command("create-endpoint")
+@click.option("--account", "account_ref", required=True, help="Account name or id.")
+@click.option("--url", required=True)
+@click.option("--events", "events_", default=",".join(EVENTS),
+              help="Comma-separated, e.g. sms.sent,sms.delivered (default: all).")
+@click.option("--secret", default=None, help="Signing secret; 'generate' makes one.")
+@click.option("--description", default="")
+def create_endpoint(account_ref, url, events_, secret, description):
+    """Register a webhook endpoint."""
+    if secret == "generate":
+        secret = endpoints.generate_secret()
+    try:
+        endpoint = endpoints.create(_account(account_ref).id, url,
+                                    [e.strip() for e in events_.split(",") if e.strip()],
+                                    description, secret)
+    except InvalidInput as exc:
+        _fail_on_invalid(exc)
+    click.echo(f"endpoint {endpoint.id} {endpoint.url} [{endpoint.events}]"
+               + (f" secret={endpoint.secret}" if secret else ""))
+
+
+@tnt_cli.command("send-sms")
+@click.option("--account", "account_ref", required=True, help="Account name or id.")
+@click.option("--mobile", required=True)
+@click.option("--message", required=True)
+@click.option("--sender-id", default="TALKNTALK")
+@click.option("--simulate", type=click.Choice(["delivered", "undelivered", "failed", "hold"]),
+              default=None, help="Force the simulated carrier's outcome.")
+def send_sms(account_ref, mobile, message, sender_id, simulate):
+    """Send an SMS through the (simulated) carrier; its events fire webhooks."""
+    try:
+        msg = messages.send_sms(_account(account_ref).id, mobile, sender_id, message,
+                                source="api", simulate=simulate)
+    except InvalidInput as exc:
+        _fail_on_invalid(exc)
+    click.echo(f"message {msg.id} to {msg.mobile} ({msg.network}) queued")
+
+
+@tnt_cli.command("worker")
+@click.option("--burst", is_flag=True, help="Work until the queue is empty, then exit.")
+def worker(burst):
+    """Run an RQ worker with the scheduler and the sweeper (the app is built once)."""
+    from . import worker as worker_mod
+
+    worker_mod.run(current_app._get_current_object(), burst=burst)
+
+
+@tnt_cli.command("sweep")
+def sweep():
+    """Re-enqueue due work once (what the worker's sweeper does every few seconds)."""
+    from . import delivery
+
+    click.echo(f"re-enqueued {delivery.sweep()}")
+
+
+@tnt_cli.command("demo")
+@click.option("--receiver", default="http://127.0.0.1:5001/webhooks",
+              help="URL for the demo account's endpoint.")
+def demo(receiver):
+    """Create the demo account, its users and an endpoint (idempotent); print how to sign in."""
+    from . import demo as demo_mod
+
+    for line in demo_mod.seed(receiver):
+        click.echo(line)
+
+
+@tnt_cli.command("run")
+@click.option("--port", default=5000)
+def run(port):
+    """Development: web app, worker, demo receiver and (without REDIS_URL) a bundled Redis."""
+    from . import devserver
+
+    raise SystemExit(devserver.run(current_app.config, port))

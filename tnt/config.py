@@ -1,0 +1,56 @@
+"""Configuration from the environment, with embedded defaults for development."""
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = Path(os.environ.get("TNT_INSTANCE_PATH", ROOT / "instance"))
+
+
+def database_url(url: str | None) -> str:
+    """Accept the PaaS `postgres://` form and pick the psycopg 3 driver."""
+    if not url:
+        return f"sqlite:///{INSTANCE / 'tnt.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def embedded_redis_url() -> str:
+    return f"unix://{INSTANCE / 'redis.sock'}"
+
+
+def from_env(env=os.environ) -> dict:
+    production = env.get("TNT_ENV", "development") == "production"
+    secret_key = env.get("SECRET_KEY")
+    if production and not secret_key:
+        raise RuntimeError("SECRET_KEY must be set when TNT_ENV=production")
+    return {
+        "TNT_ENV": "production" if production else "development",
+        "SECRET_KEY": secret_key or _dev_secret_key(),
+        "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL")),
+        "REDIS_URL": env.get("REDIS_URL") or embedded_redis_url(),
+        # Loopback endpoints are for local development only; production never allows them.
+        "TNT_ALLOW_LOOPBACK": not production and env.get("TNT_ALLOW_LOOPBACK", "1") == "1",
+        "TNT_HTTPS_ONLY": production,
+        "SESSION_COOKIE_SECURE": production,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": None,  # a dashboard tab left open an hour must still post
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "TNT_DELIVERY_TIMEOUT": 10.0,
+        "TNT_BATCH_SIZE": int(env.get("TNT_BATCH_SIZE", "200")),
+        "TNT_SEND_CONCURRENCY": int(env.get("TNT_SEND_CONCURRENCY", "32")),
+        "TNT_SIMULATED_DLR_DELAY": float(env.get("TNT_SIMULATED_DLR_DELAY", "2")),
+    }
+
+
+def _dev_secret_key() -> str:
+    """A key kept under instance/ so development sessions survive restarts."""
+    path = INSTANCE / "secret_key"
+    if not path.exists():
+        INSTANCE.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()

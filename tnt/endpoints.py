@@ -1,0 +1,115 @@
+"""Webhook endpoints: create, edit, enable/disable, delete, send a test event."""
+import secrets as _secrets
+
+from flask import current_app
+from sqlalchemy import select
+
+from . import delivery, events, netguard, queue
+from .clock import utcnow
+from .errors import InvalidInput, NotFound
+from .extensions import db
+from .models import EVENTS, Delivery, Endpoint
+
+
+def generate_secret() -> str:
+    return "whsec_" + _secrets.token_urlsafe(32)
+
+
+def get(account_id: int | None, endpoint_id: int) -> Endpoint:
+    """The endpoint if it belongs to account_id (None: support, any account)."""
+    endpoint = db.session.get(Endpoint, endpoint_id)
+    if endpoint is None or endpoint.deleted_at is not None or (
+        account_id is not None and endpoint.account_id != account_id
+    ):
+        raise NotFound("No such endpoint.")
+    return endpoint
+
+
+def validate(url: str, events_: list[str], description: str = "", secret: str | None = None) -> dict:
+    """Check the fields; return them cleaned, or raise InvalidInput naming each bad field."""
+    errors, clean = {}, {}
+    try:
+        clean["url"] = netguard.check_url(
+            (url or "").strip(),
+            allow_loopback=current_app.config["TNT_ALLOW_LOOPBACK"],
+            https_only=current_app.config["TNT_HTTPS_ONLY"],
+        )
+    except netguard.UnsafeURL as exc:
+        errors["url"] = str(exc)
+    unknown = [e for e in events_ or [] if e not in EVENTS]
+    if unknown:
+        errors["events"] = "Unknown event: " + ", ".join(unknown) + "."
+    elif not events_:
+        errors["events"] = "Choose at least one event."
+    else:
+        clean["events"] = " ".join(e for e in EVENTS if e in events_)
+    description = (description or "").strip()
+    if len(description) > 255:
+        errors["description"] = "At most 255 characters."
+    clean["description"] = description
+    if secret is not None:
+        secret = secret.strip()
+        if secret and not (8 <= len(secret) <= 255):
+            errors["secret"] = "Use 8 to 255 characters, or leave it empty for no signature."
+        clean["secret"] = secret or None
+    if errors:
+        raise InvalidInput(errors)
+    return clean
+
+
+def create(account_id: int, url: str, events_: list[str], description: str = "",
+           secret: str | None = None, enabled: bool = True) -> Endpoint:
+    fields = validate(url, events_, description, secret)
+    endpoint = Endpoint(account_id=account_id, enabled=enabled, **fields)
+    db.session.add(endpoint)
+    db.session.commit()
+    return endpoint
+
+
+def update(endpoint: Endpoint, url: str, events_: list[str], description: str = "",
+           secret: str | None = None) -> Endpoint:
+    """Edit; secret None leaves it as it is, "" clears it."""
+    fields = validate(url, events_, description, secret)
+    for key, value in fields.items():
+        setattr(endpoint, key, value)
+    db.session.commit()
+    return endpoint
+
+
+def set_secret(endpoint: Endpoint, secret: str | None) -> Endpoint:
+    endpoint.secret = secret
+    db.session.commit()
+    return endpoint
+
+
+def set_enabled(endpoint: Endpoint, enabled: bool) -> Endpoint:
+    endpoint.enabled = enabled
+    if not enabled:
+        delivery.end_pending(endpoint.id, "Endpoint disabled; pending attempts stopped.")
+    db.session.commit()
+    return endpoint
+
+
+def delete(endpoint: Endpoint) -> None:
+    """Soft delete: its deliveries and attempts stay in the logs."""
+    endpoint.deleted_at = utcnow()
+    endpoint.enabled = False
+    delivery.end_pending(endpoint.id, "Endpoint deleted; pending attempts stopped.")
+    db.session.commit()
+
+
+def send_test(endpoint: Endpoint, event_type: str = "sms.delivered") -> Delivery:
+    """Deliver a sample payload now; it shows as a test in the logs."""
+    if event_type not in EVENTS:
+        raise InvalidInput({"event": "Unknown event."})
+    d = events.fire_test(endpoint, event_type)
+    db.session.commit()
+    queue.kick()
+    return d
+
+
+def list_for(account_id: int | None) -> list[Endpoint]:
+    query = select(Endpoint).where(Endpoint.deleted_at.is_(None)).order_by(Endpoint.id)
+    if account_id is not None:
+        query = query.where(Endpoint.account_id == account_id)
+    return list(db.session.scalars(query))

@@ -1,0 +1,161 @@
+"""Database models. Times are naive UTC (see tnt.clock)."""
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .clock import utcnow
+from .extensions import db
+
+EVENTS = {
+    "sms.sent": "Message was successfully submitted to the SMS provider",
+    "sms.delivered": "Provider confirmed delivery to the handset",
+    "sms.failed": "Submission to the provider failed",
+    "sms.undelivered": "Provider could not deliver (e.g. number unreachable)",
+    "sms.cancelled": "A queued message was cancelled before sending",
+}
+
+
+class Account(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(UserMixin, db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default="customer")  # customer | support
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    account: Mapped[Account | None] = relationship()
+
+    @property
+    def is_support(self) -> bool:
+        return self.role == "support"
+
+
+class Message(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    mobile: Mapped[str] = mapped_column(String(12))
+    sender_id: Mapped[str] = mapped_column(String(11))
+    message: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    network: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))  # api | dashboard
+    # The simulated provider's forced outcome (tests and demos); None lets it choose.
+    simulate: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def as_data(self) -> dict:
+        """The `data` object of a webhook payload, keys in the spec's order."""
+        from .clock import nairobi_iso
+
+        return {
+            "id": self.id,
+            "mobile": self.mobile,
+            "sender_id": self.sender_id,
+            "message": self.message,
+            "status": self.status,
+            "network": self.network,
+            "source": self.source,
+            "created_at": nairobi_iso(self.created_at),
+            "updated_at": nairobi_iso(self.updated_at),
+        }
+
+
+class Endpoint(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str] = mapped_column(String(255), default="")
+    events: Mapped[str] = mapped_column(String(255))  # space-separated event names
+    secret: Mapped[str | None] = mapped_column(String(255))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def event_list(self) -> list[str]:
+        return self.events.split()
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and self.deleted_at is None
+
+
+class Event(db.Model):
+    """One fired event; `body` holds the exact bytes every delivery sends."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    is_test: Mapped[bool] = mapped_column(default=False)
+    fired_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Delivery(db.Model):
+    """An event on its way to one endpoint.
+
+    status: pending (no attempt yet) -> retrying -> delivered | failed.
+    `next_attempt_at` is set only while an automatic attempt is due; `lease_*` mark a claim by a
+    worker so two workers never send the same delivery at once, and a dead worker's claim expires.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)  # X-TalkNTalk-Delivery
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id"), index=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoint.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    auto_attempts: Mapped[int] = mapped_column(default=0)
+    attempts_count: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    event: Mapped[Event] = relationship()
+    endpoint: Mapped[Endpoint] = relationship()
+
+
+class Attempt(db.Model):
+    """One POST of a delivery, with what the customer's server answered.
+
+    Event type, message id and mobile are copied here so the Logs page filters one table.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("delivery.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoint.id"))
+    event_type: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[int | None] = mapped_column()
+    mobile: Mapped[str | None] = mapped_column(String(12))
+    number: Mapped[int] = mapped_column()
+    trigger: Mapped[str] = mapped_column(String(8))  # auto | manual
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    started_at: Mapped[datetime] = mapped_column()
+    duration_ms: Mapped[int] = mapped_column()
+    ok: Mapped[bool] = mapped_column()
+    status_code: Mapped[int | None] = mapped_column()
+    response_headers: Mapped[str] = mapped_column(Text, default="")
+    response_body: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(String(500))
+
+    delivery: Mapped[Delivery] = relationship()
+    requested_by: Mapped[User | None] = relationship()
+
+    __table_args__ = (
+        Index("ix_attempt_account_id_id", "account_id", "id"),
+        Index("ix_attempt_endpoint_id_id", "endpoint_id", "id"),
+    )

@@ -1,0 +1,57 @@
+"""Redis and RQ: transport only. The database is the truth; losing Redis loses nothing."""
+import logging
+
+from flask import current_app
+from redis import Redis
+from rq import Queue
+
+log = logging.getLogger(__name__)
+
+KICK_KEY = "tnt:kick"
+QUEUE_NAME = "tnt"
+
+
+def redis() -> Redis:
+    ext = current_app.extensions
+    if "tnt_redis" not in ext:
+        ext["tnt_redis"] = Redis.from_url(
+            current_app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=2
+        )
+    return ext["tnt_redis"]
+
+
+def queue() -> Queue:
+    # Results are not read; keep failures a week for operators.
+    return Queue(QUEUE_NAME, connection=redis(), default_timeout=300, result_ttl=0,
+                 failure_ttl=7 * 86400)
+
+
+def kick() -> None:
+    """Wake a worker for due deliveries; call after commit.
+
+    Coalesced: while one kick job waits in the queue, further kicks add nothing (the job drains
+    everything due when it runs). If Redis is down the deliveries still wait in the database and
+    the sweeper enqueues them when Redis is back.
+    """
+    try:
+        if redis().set(KICK_KEY, 1, nx=True, ex=30):
+            queue().enqueue("tnt.jobs.deliver_due")
+    except Exception as exc:  # noqa: BLE001 - any Redis failure must not fail the caller
+        log.warning("could not enqueue deliveries (the sweeper will): %s", exc)
+
+
+def enqueue_in(seconds: float, func: str, *args) -> None:
+    """Schedule a job; failures are logged, the sweeper covers for them."""
+    from datetime import timedelta
+
+    try:
+        queue().enqueue_in(timedelta(seconds=seconds), func, *args)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not schedule %s (the sweeper will): %s", func, exc)
+
+
+def enqueue(func: str, *args) -> None:
+    try:
+        queue().enqueue(func, *args)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not enqueue %s (the sweeper will): %s", func, exc)
