@@ -27,8 +27,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from . import api, web
     from .cli import tnt_cli
 
+    web.register(app)
+    api.register(app)
     app.cli.add_command(tnt_cli)
 
     @app.get("/healthz")
