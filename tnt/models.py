@@ -159,3 +159,21 @@ class Attempt(db.Model):
         Index("ix_attempt_account_id_id", "account_id", "id"),
         Index("ix_attempt_endpoint_id_id", "endpoint_id", "id"),
     )
+
+
+class ApiKey(db.Model):
+    """A bearer key for the REST API. Only its SHA-256 is stored; the key is shown once."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    prefix: Mapped[str] = mapped_column(String(16))  # first characters, to tell keys apart
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None

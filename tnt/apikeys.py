@@ -1,0 +1,77 @@
+"""API keys: create (the key is shown once), list, revoke, and authenticate a bearer key.
+
+A key is 32 random bytes, so a plain SHA-256 of it is a safe thing to store (no salt or slow hash
+is needed for high-entropy secrets) and lets a request find its key with one indexed lookup.
+"""
+import hashlib
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from .clock import utcnow
+from .errors import InvalidInput, NotFound
+from .extensions import db
+from .models import ApiKey
+
+KEY_PREFIX = "tnt_"
+TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per key
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create(account_id: int, name: str, *, created_by: int | None = None) -> tuple[ApiKey, str]:
+    """Make a key; return (row, raw key). The raw key is never stored and cannot be shown again."""
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput({"name": "Enter a name for the key."})
+    if len(name) > 80:
+        raise InvalidInput({"name": "At most 80 characters."})
+    raw = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(account_id=account_id, name=name, prefix=raw[:12], key_hash=hash_key(raw),
+                 created_by_id=created_by)
+    db.session.add(key)
+    db.session.commit()
+    return key, raw
+
+
+def list_for(account_id: int | None) -> list[ApiKey]:
+    """The account's keys, newest first (account_id None: every account, for support)."""
+    query = select(ApiKey).order_by(ApiKey.id.desc())
+    if account_id is not None:
+        query = query.where(ApiKey.account_id == account_id)
+    return list(db.session.scalars(query))
+
+
+def get(account_id: int | None, key_id: int) -> ApiKey:
+    key = db.session.get(ApiKey, key_id)
+    if key is None or (account_id is not None and key.account_id != account_id):
+        raise NotFound("No such API key.")
+    return key
+
+
+def revoke(account_id: int | None, key_id: int) -> ApiKey:
+    """Revoke at once; revoking twice is harmless."""
+    key = get(account_id, key_id)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        db.session.commit()
+    return key
+
+
+def authenticate(raw: str | None) -> ApiKey | None:
+    """The active key for a presented bearer value, or None. Records when it was last used."""
+    if not raw or not raw.startswith(KEY_PREFIX) or len(raw) > 200:
+        return None
+    key = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(raw)))
+    if key is None or key.revoked_at is not None:
+        return None
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at >= TOUCH_EVERY:
+        # A conditional UPDATE, so busy keys do not turn every request into a write.
+        db.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        db.session.commit()
+        key = db.session.get(ApiKey, key.id)
+    return key
