@@ -136,6 +136,8 @@ def resolve_checked(host: str, port: int, *, allow_loopback: bool = False) -> li
     Raises UnsafeURL if ANY address is unsafe (a name with one internal address is
     not trusted at all) or if nothing resolves.
     """
+    if not host:
+        raise UnsafeURL("The URL has no host.")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError):

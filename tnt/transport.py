@@ -24,7 +24,7 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
-    LocationParseError,
+    LocationValueError,
     ProtocolError,
     URLSchemeUnknown,
 )
@@ -58,13 +58,14 @@ class Response:
 class _Attempt:
     """One post's deadline, and the socket the watchdog shuts down when it passes."""
 
-    __slots__ = ("deadline", "allow_loopback", "lock", "sock", "expired", "done", "reused")
+    __slots__ = ("deadline", "allow_loopback", "lock", "sock", "owned", "expired", "done", "reused")
 
     def __init__(self, deadline: float, allow_loopback: bool):
         self.deadline = deadline
         self.allow_loopback = allow_loopback
         self.lock = threading.Lock()
         self.sock: socket.socket | None = None
+        self.owned: socket.socket | None = None
         self.expired = False
         self.done = False
         self.reused = False
@@ -84,6 +85,15 @@ class _Attempt:
             self.sock = None
             return not self.expired
 
+    def adopt(self, sock: socket.socket) -> bool:
+        """Take over closing the watched socket: its connection was closed (e.g. the response said
+        Connection: close) while the body is still being read from it."""
+        with self.lock:
+            if self.done or self.sock is not sock:
+                return False
+            self.owned = sock
+            return True
+
     def expire(self) -> None:
         with self.lock:
             if self.done:
@@ -96,6 +106,9 @@ class _Attempt:
         with self.lock:
             self.done = True
             self.sock = None
+            owned, self.owned = self.owned, None
+        if owned is not None:
+            owned.close()
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -198,9 +211,14 @@ class _GuardedConnectionMixin:
         self._close_watch_sock()
 
     def _close_watch_sock(self) -> None:
-        if self._watch_sock is not None:
-            self._watch_sock.close()
-            self._watch_sock = None
+        watch, self._watch_sock = self._watch_sock, None
+        if watch is None:
+            return
+        # http.client closes the connection as soon as a "Connection: close" response starts,
+        # but the body is still read from the socket: the deadline must still be able to cut it.
+        attempt = getattr(_local, "attempt", None)
+        if attempt is None or not attempt.adopt(watch):
+            watch.close()
 
 
 def _connect_first(ips: list[str], port: int, attempt: _Attempt, options) -> socket.socket:
@@ -294,15 +312,17 @@ class Transport:
         error = None
         try:
             raw = self._open(url, body, headers, attempt)
-            status = raw.status
-            response_headers = _capped_headers(raw.headers)
-            while len(data) <= self.max_body:
-                chunk = raw.read(min(_READ_CHUNK, self.max_body + 1 - len(data)))
-                if not chunk:
-                    break
-                data += chunk
+            # The watchdog's shutdown looks like EOF to http.client, which then takes a head cut
+            # short for a complete one (or a body without a length for a whole one).
+            if not attempt.expired:
+                status = raw.status
+                response_headers = _capped_headers(raw.headers)
+                while len(data) <= self.max_body:
+                    chunk = raw.read(min(_READ_CHUNK, self.max_body + 1 - len(data)))
+                    if not chunk:
+                        break
+                    data += chunk
             if attempt.expired:
-                # A body without a length ends at EOF, which is what the watchdog's shutdown looks like.
                 error = self._timed_out()
         except Exception as exc:  # noqa: BLE001 - every failure becomes a Response
             error = self._reason(exc, attempt, got_status=status is not None)
@@ -329,6 +349,8 @@ class Transport:
         self._watchdog.stop()
 
     def _open(self, url: str, body: bytes, headers: dict[str, str], attempt: _Attempt):
+        if not url.lower().startswith(("http://", "https://")):
+            raise LocationValueError("use an http:// or https:// URL")
         merged = urllib3.HTTPHeaderDict({"User-Agent": self.user_agent})
         merged.update(headers)
         for try_number in (1, 2):
@@ -383,8 +405,8 @@ class Transport:
                 return f"Too many response headers (more than {MAX_HEADERS})"
             if isinstance(e, ConnectionRefusedError):
                 return "Connection refused"
-            if isinstance(e, (LocationParseError, URLSchemeUnknown)):
-                return f"Invalid URL: {url_hint(e)}"
+            if isinstance(e, (LocationValueError, URLSchemeUnknown)):
+                return f"Invalid URL: {_url_hint(e)}"
         if got_status:
             return "Connection closed mid-response"
         for e in chain:
@@ -401,7 +423,8 @@ class Transport:
         return f"Request failed: {type(exc).__name__}: {exc}"
 
 
-def url_hint(exc: BaseException) -> str:
+def _url_hint(exc: BaseException) -> str:
+    # urllib3 prefixes its own messages with the URL or a class name; keep the reason.
     return str(exc).split(": ", 1)[-1]
 
 

@@ -1,0 +1,180 @@
+"""netguard: every URL a user could save, and the exact message they see.
+
+No network: names are `localhost` and `*.invalid`; public addresses are literals, never contacted.
+"""
+
+import socket
+
+import pytest
+
+from tnt.netguard import UnsafeURL, check_url, resolve_checked
+
+PUBLIC = "93.184.216.34"
+
+LOOPBACK = "Loopback addresses are not allowed ({})."
+PRIVATE = "Private network addresses are not allowed ({})."
+LINK_LOCAL = "Link-local addresses are not allowed ({})."
+METADATA = "Cloud metadata addresses are not allowed ({})."
+SHARED = "Shared (carrier-grade NAT) addresses are not allowed ({})."
+MULTICAST = "Multicast addresses are not allowed ({})."
+UNSPECIFIED = "Unspecified addresses are not allowed ({})."
+BROADCAST = "Broadcast addresses are not allowed ({})."
+RESERVED = "Reserved or non-public addresses are not allowed ({})."
+
+# (url, keyword arguments, the message the user sees, or None when the URL is accepted)
+CASES = [
+    # schemes
+    (f"https://{PUBLIC}/hooks/sms", {}, None),
+    (f"http://{PUBLIC}:8080/hook?x=1", {}, None),
+    (f"https://{PUBLIC}/", {"https_only": True}, None),
+    (f"http://{PUBLIC}/", {"https_only": True}, "Use an https:// URL: http is not allowed in production."),
+    (f"ftp://{PUBLIC}/", {}, "Use an http:// or https:// URL."),
+    ("javascript:alert(1)", {}, "Use an http:// or https:// URL."),
+    (f"{PUBLIC}/hook", {}, "Use an http:// or https:// URL."),
+    ("file:///etc/passwd", {}, "Use an http:// or https:// URL."),
+    # shape of the URL
+    ("", {}, "Enter a URL."),
+    ("   ", {}, "Enter a URL."),
+    ("http:///hook", {}, "The URL has no host."),
+    ("http://:8080/hook", {}, "The URL has no host."),
+    (f"http://{PUBLIC}:99999/", {}, "The URL is not valid."),
+    (f"http://{PUBLIC}:0/", {}, "The URL is not valid."),
+    ("http://[::1/", {}, "The URL is not valid."),
+    ("http://[not-an-ip]/", {}, "The URL is not valid."),
+    ("http://exa mple.com/", {}, "The URL must not contain spaces, backslashes or control characters."),
+    ("http://127.0.0.1\\@ok.example/", {}, "The URL must not contain spaces, backslashes or control characters."),
+    ("http://ok.example/\r\nX: y", {}, "The URL must not contain spaces, backslashes or control characters."),
+    ("http://-bad-.example/", {"resolve": False}, "-bad-.example is not a valid host name."),
+    ("http://" + "a" * 3000 + ".example/", {}, "The URL is too long (at most 2048 characters)."),
+    # userinfo tricks
+    ("https://ok.example@127.0.0.1/", {}, "URLs with a user name or password are not allowed."),
+    (f"https://user:pw@{PUBLIC}/", {}, "URLs with a user name or password are not allowed."),
+    (f"https://@{PUBLIC}/", {}, "URLs with a user name or password are not allowed."),
+    # loopback, allowed only for development and tests
+    ("http://127.0.0.1:5000/", {}, LOOPBACK.format("127.0.0.1")),
+    ("http://127.5.6.7/", {}, LOOPBACK.format("127.5.6.7")),
+    ("http://127.0.0.1:5000/", {"allow_loopback": True}, None),
+    ("http://[::1]:5000/", {}, LOOPBACK.format("::1")),
+    ("http://[::1]:5000/", {"allow_loopback": True}, None),
+    # private ranges: never, not even with allow_loopback
+    ("http://10.0.0.5/", {}, PRIVATE.format("10.0.0.5")),
+    ("http://10.0.0.5/", {"allow_loopback": True}, PRIVATE.format("10.0.0.5")),
+    ("http://172.16.0.1/", {}, PRIVATE.format("172.16.0.1")),
+    ("http://172.31.255.255/", {}, PRIVATE.format("172.31.255.255")),
+    ("http://172.32.0.1/", {}, None),
+    ("http://192.168.1.1/", {}, PRIVATE.format("192.168.1.1")),
+    ("http://[fc00::1]/", {}, PRIVATE.format("fc00::1")),
+    ("http://[fd12:3456::1]/", {}, PRIVATE.format("fd12:3456::1")),
+    ("http://[fec0::1]/", {}, PRIVATE.format("fec0::1")),
+    # link-local and cloud metadata
+    ("http://169.254.169.254/latest/meta-data/", {}, METADATA.format("169.254.169.254")),
+    ("http://169.254.169.254/", {"allow_loopback": True}, METADATA.format("169.254.169.254")),
+    ("http://[fd00:ec2::254]/", {}, METADATA.format("fd00:ec2::254")),
+    ("http://169.254.1.1/", {}, LINK_LOCAL.format("169.254.1.1")),
+    ("http://[fe80::1]/", {}, LINK_LOCAL.format("fe80::1")),
+    ("http://[fe80::1%25eth0]/", {}, LINK_LOCAL.format("fe80::1")),
+    # shared address space (carrier-grade NAT), explicitly
+    ("http://100.64.0.1/", {}, SHARED.format("100.64.0.1")),
+    ("http://100.127.255.255/", {}, SHARED.format("100.127.255.255")),
+    ("http://100.128.0.1/", {}, None),
+    # multicast, broadcast, unspecified, reserved
+    ("http://224.0.0.1/", {}, MULTICAST.format("224.0.0.1")),
+    ("http://239.255.255.250/", {}, MULTICAST.format("239.255.255.250")),
+    ("http://[ff02::1]/", {}, MULTICAST.format("ff02::1")),
+    ("http://255.255.255.255/", {}, BROADCAST.format("255.255.255.255")),
+    ("http://0.0.0.0/", {}, UNSPECIFIED.format("0.0.0.0")),
+    ("http://[::]/", {}, UNSPECIFIED.format("::")),
+    ("http://0.1.2.3/", {}, RESERVED.format("0.1.2.3")),
+    ("http://240.0.0.1/", {}, RESERVED.format("240.0.0.1")),
+    ("http://192.0.2.10/", {}, RESERVED.format("192.0.2.10")),
+    ("http://198.18.0.1/", {}, RESERVED.format("198.18.0.1")),
+    ("http://[2001:db8::1]/", {}, RESERVED.format("2001:db8::1")),
+    ("http://[::a00:1]/", {}, RESERVED.format("::a00:1")),
+    ("http://[2606:4700:4700::1111]/", {}, None),
+    # IPv6 forms that carry an IPv4 address: judged by the embedded address
+    ("http://[::ffff:127.0.0.1]/", {}, LOOPBACK.format("::ffff:127.0.0.1")),
+    ("http://[::ffff:7f00:1]/", {}, LOOPBACK.format("::ffff:127.0.0.1")),
+    ("http://[::ffff:10.0.0.1]/", {}, PRIVATE.format("::ffff:10.0.0.1")),
+    ("http://[::ffff:169.254.169.254]/", {}, METADATA.format("::ffff:169.254.169.254")),
+    (f"http://[::ffff:{PUBLIC}]/", {}, None),
+    ("http://[2002:a00:1::]/", {}, PRIVATE.format("2002:a00:1::")),
+    ("http://[2002:7f00:1::]/", {}, LOOPBACK.format("2002:7f00:1::")),
+    ("http://[64:ff9b::a00:1]/", {}, PRIVATE.format("64:ff9b::a00:1")),
+    ("http://[64:ff9b::a9fe:a9fe]/", {}, METADATA.format("64:ff9b::a9fe:a9fe")),
+    # legacy IPv4 spellings the C resolver accepts; refused even without resolving
+    ("http://2130706433/", {}, LOOPBACK.format("127.0.0.1")),
+    ("http://2130706433/", {"resolve": False}, LOOPBACK.format("127.0.0.1")),
+    ("http://0177.0.0.1/", {}, LOOPBACK.format("127.0.0.1")),
+    ("http://0x7f.0.0.1/", {}, LOOPBACK.format("127.0.0.1")),
+    ("http://0x7f000001/", {"resolve": False}, LOOPBACK.format("127.0.0.1")),
+    ("http://127.1/", {}, LOOPBACK.format("127.0.0.1")),
+    ("http://127.1./", {"resolve": False}, LOOPBACK.format("127.0.0.1")),
+    ("http://167772161/", {}, PRIVATE.format("10.0.0.1")),
+    ("http://0xa9.0xfe.0xa9.0xfe/", {}, METADATA.format("169.254.169.254")),
+    ("http://0/", {}, UNSPECIFIED.format("0.0.0.0")),
+    # names
+    ("http://localhost:5000/hook", {"allow_loopback": True}, None),
+    ("http://LOCALHOST:5000/hook", {"allow_loopback": True}, None),
+    ("https://example.invalid/hook", {}, "Could not resolve host example.invalid."),
+    ("https://example.invalid/hook", {"resolve": False}, None),
+]
+
+
+@pytest.mark.parametrize("url, kwargs, message", CASES, ids=[f"{c[0][:60]} {c[1]}" for c in CASES])
+def test_check_url(url, kwargs, message):
+    if message is None:
+        assert check_url(url, **kwargs) == url.strip()
+    else:
+        with pytest.raises(UnsafeURL) as caught:
+            check_url(url, **kwargs)
+        assert str(caught.value) == message
+
+
+def test_check_url_returns_the_url_stripped():
+    assert check_url(f"  https://{PUBLIC}/hook \n") == f"https://{PUBLIC}/hook"
+
+
+def test_localhost_is_refused_by_what_it_resolves_to():
+    # localhost may resolve to 127.0.0.1, ::1 or both, depending on the machine.
+    addresses = {info[4][0] for info in socket.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)}
+    with pytest.raises(UnsafeURL) as caught:
+        check_url("http://localhost:5000/hook")
+    assert caught.value.kind == "loopback"
+    assert caught.value.address in addresses
+    assert str(caught.value) == f"Loopback addresses are not allowed (localhost resolves to {caught.value.address})."
+
+
+def test_refusal_carries_address_and_kind_for_the_transport():
+    with pytest.raises(UnsafeURL) as caught:
+        check_url("http://10.1.2.3/")
+    assert (caught.value.address, caught.value.kind) == ("10.1.2.3", "private")
+    assert isinstance(caught.value, ValueError)
+
+
+def test_resolve_checked_returns_safe_addresses():
+    assert resolve_checked(PUBLIC, 443) == [PUBLIC]
+    assert "127.0.0.1" in resolve_checked("localhost", 80, allow_loopback=True)
+
+
+def test_resolve_checked_checks_the_resolved_result_not_the_spelling():
+    # getaddrinfo turns 2130706433 into 127.0.0.1; the check must see the latter.
+    assert resolve_checked("2130706433", 80, allow_loopback=True) == ["127.0.0.1"]
+    with pytest.raises(UnsafeURL) as caught:
+        resolve_checked("2130706433", 80)
+    assert str(caught.value) == "Loopback addresses are not allowed (127.0.0.1)."
+
+
+@pytest.mark.parametrize(
+    "host, message",
+    [
+        ("10.0.0.1", "Private network addresses are not allowed (10.0.0.1)."),
+        ("169.254.169.254", "Cloud metadata addresses are not allowed (169.254.169.254)."),
+        ("::ffff:192.168.0.1", "Private network addresses are not allowed (::ffff:192.168.0.1)."),
+        ("example.invalid", "Could not resolve host example.invalid."),
+        ("", "The URL has no host."),
+    ],
+)
+def test_resolve_checked_refuses(host, message):
+    with pytest.raises(UnsafeURL) as caught:
+        resolve_checked(host, 80, allow_loopback=True)
+    assert str(caught.value) == message

@@ -1,0 +1,474 @@
+"""transport: real receivers on 127.0.0.1, friendly and hostile, no mocks."""
+
+import logging
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tnt.transport import Response, Transport
+
+TIMEOUT = 1.0  # short deadline so the hostile cases stay fast
+SLACK = 0.6  # scheduling slack allowed past the deadline
+
+
+class Receiver:
+    """A TCP server on an ephemeral port that runs `handler(conn, receiver)` per connection."""
+
+    def __init__(self, handler, wrap=None):
+        self.handler = handler
+        self.wrap = wrap
+        self.stop = threading.Event()
+        self.connections = 0
+        self.requests: list[tuple[bytes, dict[str, str], bytes]] = []
+        self.bytes_sent = 0
+        self.lock = threading.Lock()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path="/hook", host="127.0.0.1", scheme="http"):
+        return f"{scheme}://{host}:{self.port}{path}"
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            conn.settimeout(10)
+            if self.wrap:
+                conn = self.wrap(conn)
+            self.handler(conn, self)
+        except (OSError, ValueError):
+            pass
+        finally:
+            conn.close()
+
+    def read_request(self, reader):
+        """One request from the connection's reader, recorded; None at EOF."""
+        line = reader.readline()
+        if not line:
+            return None
+        headers = {}
+        while (header := reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = header.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = reader.read(int(headers.get("content-length", 0)))
+        with self.lock:
+            self.requests.append((line, headers, body))
+        return line, headers, body
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def receiver():
+    started = []
+
+    def start(handler, wrap=None):
+        server = Receiver(handler, wrap)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
+def transport():
+    client = Transport(allow_loopback=True, timeout=TIMEOUT)
+    yield client
+    client.close()
+
+
+def respond(status=200, body=b"ok", headers=()):
+    head = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}", *headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def echo(conn, server):
+    """Keep-alive receiver that answers each request with its own body."""
+    reader = conn.makefile("rb")
+    while request := server.read_request(reader):
+        conn.sendall(respond(200, request[2]))
+
+
+def answer_then_hang(first_bytes, then=None, every=0.1):
+    """Read the request, send first_bytes, then trickle `then` one byte per `every` s, then hang."""
+
+    def handler(conn, server):
+        server.read_request(conn.makefile("rb"))
+        conn.sendall(first_bytes)
+        for byte in then or b"":
+            if server.stop.wait(every):
+                return
+            conn.sendall(bytes([byte]))
+        server.stop.wait(10)
+
+    return handler
+
+
+def assert_failed_in_time(response: Response, error: str, timeout=TIMEOUT):
+    assert response.error == error
+    assert not response.ok
+    assert response.duration_ms <= (timeout + SLACK) * 1000
+    assert len(response.body) <= 65536
+
+
+# --- friendly receivers -------------------------------------------------------------------
+
+
+def test_post_sends_body_and_headers_and_returns_the_response(receiver, transport):
+    server = receiver(echo)
+    response = transport.post(server.url("/hook?a=1"), b'{"id": 1}', {"Content-Type": "application/json"})
+    assert response.ok and response.status == 200 and response.error is None
+    assert response.body == '{"id": 1}' and not response.truncated
+    assert response.headers["Content-Length"] == "9"
+    line, headers, body = server.requests[0]
+    assert line == b"POST /hook?a=1 HTTP/1.1\r\n"
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"] == "TalkNTalk-Webhooks/x"
+    assert headers["host"] == f"127.0.0.1:{server.port}"
+
+
+@pytest.mark.parametrize("status", [201, 204, 400, 404, 410, 500, 503])
+def test_any_status_is_a_response_and_the_caller_decides(receiver, transport, status):
+    server = receiver(lambda conn, srv: (srv.read_request(conn.makefile("rb")), conn.sendall(respond(status, b""))))
+    response = transport.post(server.url(), b"{}", {})
+    assert (response.status, response.error) == (status, None)
+    assert response.ok == (200 <= status < 300)
+
+
+def test_keeps_the_hostname_in_the_host_header_while_connecting_to_the_checked_ip(receiver, transport):
+    server = receiver(echo)
+    response = transport.post(server.url(host="localhost"), b"x", {})
+    assert response.ok, response.error
+    assert server.requests[0][1]["host"] == f"localhost:{server.port}"
+
+
+def test_legacy_ip_spelling_connects_to_what_it_resolves_to(receiver, transport):
+    server = receiver(echo)
+    assert transport.post(server.url(host="2130706433"), b"x", {}).ok
+    assert server.connections == 1
+
+
+def test_reuses_keep_alive_connections_and_is_thread_safe(receiver, transport):
+    server = receiver(echo)
+    bodies = [f'{{"n": {n}}}'.encode() for n in range(640)]
+    with ThreadPoolExecutor(32) as pool:
+        responses = list(pool.map(lambda body: transport.post(server.url(), body, {}), bodies))
+    # Every thread got its own answer back: no crossed connections.
+    assert [r.body.encode() for r in responses] == bodies
+    assert all(r.ok for r in responses)
+    assert server.connections <= 32
+
+
+def test_deadline_does_not_kill_a_connection_back_in_the_pool(receiver):
+    server = receiver(echo)
+    client = Transport(allow_loopback=True, timeout=0.3)
+    try:
+        assert client.post(server.url(), b"1", {}).ok
+        time.sleep(0.4)  # the first post's deadline passes while its connection idles in the pool
+        second = client.post(server.url(), b"2", {})
+    finally:
+        client.close()
+    assert second.ok and second.body == "2"
+    assert server.connections == 1
+
+
+def test_a_keep_alive_connection_closed_by_the_server_is_replaced(receiver, transport):
+    def one_per_connection(conn, server):
+        server.read_request(conn.makefile("rb"))
+        conn.sendall(respond(200, b"ok"))  # keep-alive promised, then closed
+
+    server = receiver(one_per_connection)
+    assert transport.post(server.url(), b"1", {}).ok
+    time.sleep(0.05)
+    assert transport.post(server.url(), b"2", {}).ok
+    assert server.connections == 2
+
+
+def test_unread_body_is_never_left_on_a_reused_connection(receiver, transport):
+    def big_then_small(conn, server):
+        reader = conn.makefile("rb")
+        while request := server.read_request(reader):
+            body = b"B" * 200_000 if request[0].startswith(b"POST /big") else b"small"
+            conn.sendall(respond(200, body))
+
+    server = receiver(big_then_small)
+    big = transport.post(server.url("/big"), b"", {})
+    assert big.truncated and len(big.body) == 65536
+    small = transport.post(server.url("/small"), b"", {})
+    assert (small.status, small.body, small.error) == (200, "small", None)
+
+
+# --- hostile receivers --------------------------------------------------------------------
+
+
+def test_receiver_that_never_answers_times_out(receiver, transport):
+    server = receiver(answer_then_hang(b""))
+    response = transport.post(server.url(), b"{}", {})
+    assert_failed_in_time(response, "Timed out after 1 s")
+    assert response.status is None
+    assert response.duration_ms >= TIMEOUT * 1000 * 0.9
+
+
+def test_body_trickled_a_byte_at_a_time_is_cut_at_the_deadline(receiver, transport):
+    # Each byte arrives well within any per-read timeout; only a whole-exchange deadline stops it.
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+    server = receiver(answer_then_hang(head, then=b"x" * 1000))
+    response = transport.post(server.url(), b"{}", {})
+    assert_failed_in_time(response, "Timed out after 1 s")
+    assert response.status == 200
+
+
+def test_body_without_length_trickled_is_still_a_timeout(receiver, transport):
+    head = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+    server = receiver(answer_then_hang(head, then=b"y" * 1000))
+    response = transport.post(server.url(), b"{}", {})
+    assert_failed_in_time(response, "Timed out after 1 s")
+
+
+def test_headers_trickled_a_byte_at_a_time_are_cut_at_the_deadline(receiver, transport):
+    server = receiver(answer_then_hang(b"HTTP/1.1 200 OK\r\n", then=b"X-Slow: " + b"z" * 1000))
+    response = transport.post(server.url(), b"{}", {})
+    assert_failed_in_time(response, "Timed out after 1 s")
+    assert response.status is None
+
+
+@pytest.mark.parametrize("framing", ["content-length", "read-until-close", "chunked"])
+def test_a_1_gb_response_is_not_read_to_the_end(receiver, transport, framing):
+    head = {
+        "content-length": b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n",
+        "read-until-close": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+        "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+    }[framing]
+    piece = b"A" * 65536
+    if framing == "chunked":
+        piece = b"10000\r\n" + piece + b"\r\n"
+
+    def gigabyte(conn, server):
+        server.read_request(conn.makefile("rb"))
+        conn.sendall(head)
+        while server.bytes_sent < 1 << 30:  # generated lazily, 64 KiB at a time
+            conn.sendall(piece)
+            server.bytes_sent += len(piece)
+
+    server = receiver(gigabyte)
+    response = transport.post(server.url(), b"{}", {})
+    assert response.error is None and response.status == 200
+    assert response.truncated and response.body == "A" * 65536
+    assert response.duration_ms < 1000
+    time.sleep(0.2)
+    assert server.bytes_sent < 64 << 20  # the connection was dropped, not drained
+
+
+def test_invalid_utf8_and_binary_bodies_are_stored_with_replacement_chars(receiver, transport):
+    payload = b"\xff\xfe\x00bin\x80ary\xc3"
+    server = receiver(lambda conn, srv: (srv.read_request(conn.makefile("rb")), conn.sendall(respond(200, payload))))
+    response = transport.post(server.url(), b"{}", {})
+    assert response.ok
+    assert response.body == "\ufffd\ufffd\x00bin\ufffdary\ufffd"
+
+
+def test_truncation_at_64_kib_never_raises_on_a_split_character(receiver, transport):
+    payload = b"a" * 65535 + "é".encode() + b"tail"
+    server = receiver(lambda conn, srv: (srv.read_request(conn.makefile("rb")), conn.sendall(respond(200, payload))))
+    response = transport.post(server.url(), b"{}", {})
+    assert response.truncated and response.body == "a" * 65535 + "\ufffd"
+
+
+def test_connection_closed_mid_response(receiver, transport):
+    def half(conn, server):
+        server.read_request(conn.makefile("rb"))
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly ten b")
+
+    server = receiver(half)
+    response = transport.post(server.url(), b"{}", {})
+    assert_failed_in_time(response, "Connection closed mid-response")
+    assert response.status == 200
+
+
+def test_connection_closed_before_any_response(receiver, transport):
+    server = receiver(lambda conn, srv: srv.read_request(conn.makefile("rb")))
+    response = transport.post(server.url(), b"{}", {})
+    assert_failed_in_time(response, "Connection closed without a response")
+
+
+def test_a_redirect_to_an_internal_address_is_returned_not_followed(receiver, transport):
+    internal = receiver(echo)
+    location = internal.url("/admin")
+
+    def redirect(conn, server):
+        server.read_request(conn.makefile("rb"))
+        conn.sendall(respond(302, b"", [f"Location: {location}"]))
+
+    server = receiver(redirect)
+    response = transport.post(server.url(), b"{}", {})
+    assert (response.status, response.error, response.ok) == (302, None, False)
+    assert response.headers["Location"] == location
+    time.sleep(0.1)
+    assert internal.connections == 0
+
+
+def test_a_redirect_to_metadata_is_returned_not_followed(receiver, transport):
+    def redirect(conn, server):
+        server.read_request(conn.makefile("rb"))
+        conn.sendall(respond(307, b"", ["Location: http://169.254.169.254/latest/meta-data/"]))
+
+    response = transport.post(receiver(redirect).url(), b"{}", {})
+    assert (response.status, response.error) == (307, None)
+
+
+def test_10000_response_headers_fail_clearly(receiver, transport):
+    headers = "".join(f"X-H{n}: v\r\n" for n in range(10_000)).encode()
+
+    def flood(conn, server):
+        server.read_request(conn.makefile("rb"))
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 0\r\n\r\n")
+
+    response = transport.post(receiver(flood).url(), b"{}", {})
+    assert_failed_in_time(response, "Too many response headers (more than 100)")
+    assert response.headers == {}
+
+
+def test_header_values_are_capped(receiver, transport):
+    server = receiver(lambda conn, srv: (
+        srv.read_request(conn.makefile("rb")), conn.sendall(respond(200, b"", [f"X-Big: {'v' * 60000}"]))))
+    response = transport.post(server.url(), b"{}", {})
+    assert response.ok and len(response.headers["X-Big"]) == 4096
+
+
+def test_connection_refused(transport):
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    response = transport.post(f"http://127.0.0.1:{port}/", b"{}", {})
+    assert_failed_in_time(response, "Connection refused")
+
+
+def test_invalid_url_is_a_failed_response(transport):
+    assert transport.post("gopher://127.0.0.1/", b"", {}).error == "Invalid URL: use an http:// or https:// URL"
+    assert transport.post("", b"", {}).error == "Invalid URL: use an http:// or https:// URL"
+    assert transport.post("http://", b"", {}).error == "Invalid URL: No host specified."
+
+
+# --- connect-time SSRF check --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "2130706433", "127.1"])
+def test_loopback_is_refused_at_connect_time_unless_allowed(receiver, host):
+    server = receiver(echo)
+    client = Transport(timeout=TIMEOUT)
+    try:
+        response = client.post(server.url(host=host), b"{}", {})
+    finally:
+        client.close()
+    assert response.status is None
+    assert response.error in ("Refused: 127.0.0.1 is a loopback address", "Refused: ::1 is a loopback address")
+    time.sleep(0.1)
+    assert server.connections == 0
+
+
+@pytest.mark.parametrize(
+    "url, error",
+    [
+        ("http://10.0.0.1/hook", "Refused: 10.0.0.1 is a private address"),
+        ("http://169.254.169.254/", "Refused: 169.254.169.254 is a cloud metadata address"),
+        ("http://[::ffff:192.168.1.1]/", "Refused: ::ffff:192.168.1.1 is a private address"),
+        ("https://0xa9fea9fe/", "Refused: 169.254.169.254 is a cloud metadata address"),
+        ("http://0.0.0.0:80/", "Refused: 0.0.0.0 is an unspecified address"),
+        ("http://example.invalid/", "Could not resolve host example.invalid"),
+    ],
+)
+def test_unsafe_addresses_are_refused_even_with_loopback_allowed(transport, url, error):
+    response = transport.post(url, b"{}", {})
+    assert (response.status, response.error) == (None, error)
+    assert response.duration_ms < 500
+
+
+# --- TLS ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def localhost_cert(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+@pytest.fixture
+def tls_receiver(receiver, localhost_cert):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*localhost_cert)
+    server_names = []
+    context.sni_callback = lambda sock, name, ctx: server_names.append(name)
+    server = receiver(echo, wrap=lambda conn: context.wrap_socket(conn, server_side=True))
+    server.server_names = server_names
+    return server
+
+
+def test_https_sends_sni_and_verifies_the_certificate_against_the_hostname(tls_receiver, localhost_cert):
+    client = Transport(allow_loopback=True, timeout=TIMEOUT, ca_certs=localhost_cert[0])
+    try:
+        response = client.post(tls_receiver.url(host="localhost", scheme="https"), b"secure", {})
+        mismatch = client.post(tls_receiver.url(host="127.0.0.1", scheme="https"), b"x", {})
+    finally:
+        client.close()
+    assert (response.status, response.body, response.error) == (200, "secure", None)
+    assert tls_receiver.server_names[0] == "localhost"
+    assert tls_receiver.requests[0][1]["host"] == f"localhost:{tls_receiver.port}"
+    assert mismatch.error.startswith("TLS error: certificate verify failed: IP address mismatch")
+
+
+def test_untrusted_certificate_is_a_tls_error(tls_receiver, transport):
+    response = transport.post(tls_receiver.url(host="localhost", scheme="https"), b"x", {})
+    assert_failed_in_time(response, "TLS error: certificate verify failed: self-signed certificate")
+
+
+def test_tls_handshake_that_never_completes_times_out(receiver, transport):
+    server = receiver(lambda conn, srv: srv.stop.wait(10))  # accepts, never says hello back
+    response = transport.post(server.url(host="localhost", scheme="https"), b"x", {})
+    assert_failed_in_time(response, "Timed out after 1 s")
+
+
+def test_plain_http_answer_to_https_is_a_tls_error(receiver, transport):
+    server = receiver(lambda conn, srv: conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n"))
+    response = transport.post(server.url(scheme="https"), b"x", {})
+    assert response.error.startswith("TLS error: ")
+
+
+# --- secrets ------------------------------------------------------------------------------
+
+
+def test_request_bodies_and_signatures_are_never_logged(receiver, transport, caplog):
+    caplog.set_level(logging.DEBUG)
+    ok = receiver(echo)
+    hang = receiver(answer_then_hang(b"HTTP/1.1 200 OK\r\n"))
+    secret = {"X-TNT-Signature": "t=1,v1=SIGNATURE-SECRET"}
+    transport.post(ok.url(), b"BODY-SECRET", secret)
+    transport.post(hang.url(), b"BODY-SECRET", secret)
+    transport.post("http://10.0.0.1/", b"BODY-SECRET", secret)
+    assert caplog.records  # logging was on, so silence below means something
+    assert "BODY-SECRET" not in caplog.text and "SIGNATURE-SECRET" not in caplog.text
