@@ -1,0 +1,63 @@
+"""Sign in and out."""
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField
+
+from .. import accounts
+
+bp = Blueprint("auth", __name__)
+
+
+class SignInForm(FlaskForm):
+    email = EmailField("Email")
+    password = PasswordField("Password")
+
+
+@bp.get("/")
+def home():
+    return redirect(url_for("endpoints.index") if current_user.is_authenticated
+                    else url_for("auth.login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = SignInForm()
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(url_for("endpoints.index"))
+    status = 200
+    if form.validate_on_submit():
+        email, ip = form.email.data or "", request.remote_addr or ""
+        wait = accounts.login_locked_for(email, ip)
+        if wait:
+            form.password.errors.append(f"Too many failed attempts. Try again in {wait} s.")
+            status = 429
+        else:
+            user = accounts.authenticate(email, form.password.data)
+            if user is None:
+                wait = accounts.login_failed(email, ip)
+                form.password.errors.append(
+                    "Wrong email or password." + (f" Try again in {wait} s." if wait else ""))
+                status = 429 if wait else 401
+            else:
+                accounts.login_succeeded(email, ip)
+                login_user(user)
+                return redirect(_safe_next(request.args.get("next")))
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    flash("Signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site; never an open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("endpoints.index")

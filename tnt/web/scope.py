@@ -1,0 +1,40 @@
+"""Who sees what: a customer sees their account; support sees all, narrowed by ?account=."""
+from flask import abort, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Account
+
+
+def owner_scope() -> int | None:
+    """The account id every lookup by id is limited to; None for support (any account)."""
+    return None if current_user.is_support else current_user.account_id
+
+
+def list_scope() -> int | None:
+    """The account whose rows a list shows: the customer's, or support's ?account= (None: all)."""
+    if not current_user.is_support:
+        return current_user.account_id
+    ref = request.values.get("account", "")
+    if not ref.isdigit():
+        return None
+    if db.session.get(Account, int(ref)) is None:
+        abort(404)
+    return int(ref)
+
+
+def aurl(_endpoint: str, **values) -> str:
+    """url_for that keeps support's chosen account across pages."""
+    if getattr(current_user, "is_support", False) and "account" not in values:
+        chosen = request.args.get("account", "")
+        if chosen.isdigit():
+            values["account"] = chosen
+    return url_for(_endpoint, **values)
+
+
+def template_context() -> dict:
+    ctx = {"aurl": aurl, "all_accounts": []}
+    if getattr(current_user, "is_authenticated", False) and current_user.is_support:
+        ctx["all_accounts"] = list(db.session.scalars(select(Account).order_by(Account.name)))
+    return ctx
