@@ -121,7 +121,7 @@ def provider():
     if "tnt_provider" not in ext:
         delay = current_app.config["TNT_SIMULATED_DLR_DELAY"]
         ext["tnt_provider"] = SimulatedProvider(
-            lambda mid, status: queue.enqueue_in(delay, "tnt.jobs.delivery_report", mid, status)
+            lambda mid, status: queue.enqueue_in(delay, "tnt.api.dlr.report_job", mid, status)
         )
     return ext["tnt_provider"]
 
@@ -133,3 +133,35 @@ def _locked(message_id: int) -> Message | None:
 def _commit_and_kick() -> None:
     db.session.commit()
     queue.kick()
+
+
+def get(account_id: int | None, message_id: int) -> Message:
+    """The message if it belongs to account_id (None: support, any account)."""
+    msg = db.session.get(Message, message_id)
+    if msg is None or (account_id is not None and msg.account_id != account_id):
+        raise NotFound("No such message.")
+    return msg
+
+
+def search(account_id: int, *, status: str | None = None, mobile: str | None = None,
+           source: str | None = None, since=None, until=None, before_id: int | None = None,
+           limit: int = 50) -> list[Message]:
+    """The account's messages, newest first, filtered; `before_id` pages by id (keyset)."""
+    query = select(Message).where(Message.account_id == account_id)
+    if status:
+        query = query.where(Message.status == status)
+    if mobile:
+        try:
+            mobile = normalise_mobile(mobile)
+        except InvalidMobile:
+            pass
+        query = query.where(Message.mobile == mobile)
+    if source:
+        query = query.where(Message.source == source)
+    if since is not None:
+        query = query.where(Message.created_at >= since)
+    if until is not None:
+        query = query.where(Message.created_at < until)
+    if before_id is not None:
+        query = query.where(Message.id < before_id)
+    return list(db.session.scalars(query.order_by(Message.id.desc()).limit(limit)))

@@ -1,0 +1,24 @@
+"""/api/v1/event-types: the five events, what fires them, and an example payload."""
+import json
+
+from .. import events
+from ..clock import nairobi_iso, utcnow
+from ..models import EVENTS
+from .core import bp
+
+STATUS_OF = {"sms.sent": "sent", "sms.delivered": "delivered", "sms.failed": "failed",
+             "sms.undelivered": "undelivered", "sms.cancelled": "cancelled"}
+
+
+def example(event_type: str) -> dict:
+    """A payload exactly as a webhook would carry it (rendered by tnt.events.render)."""
+    now = utcnow().replace(microsecond=0)
+    data = events.SAMPLE_DATA | {"status": STATUS_OF[event_type],
+                                 "created_at": nairobi_iso(now), "updated_at": nairobi_iso(now)}
+    return json.loads(events.render(event_type, now, data))
+
+
+@bp.get("/event-types")
+def list_event_types():
+    return {"data": [{"type": t, "description": d, "example": example(t)}
+                     for t, d in EVENTS.items()]}
