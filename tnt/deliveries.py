@@ -54,7 +54,7 @@ def search(account_id: int, *, before_id: int | None = None, limit: int = 50,
     query = _filtered(_base((Delivery, Event, Message.mobile), account_id), **filters)
     if before_id is not None:
         query = query.where(Delivery.id < before_id)
-    return list(db.session.execute(query.order_by(Delivery.id.desc()).limit(limit)).tuples())
+    return list(db.session.execute(query.order_by(Delivery.id.desc()).limit(limit)).all())
 
 
 def get(account_id: int | None, delivery_id: int) -> Delivery:

@@ -1,0 +1,96 @@
+import json
+
+from test_api_support import api, api_key, assert_error, other  # noqa: F401
+
+from tnt.extensions import db
+from tnt.models import Delivery, Endpoint
+from tnt.signing import signature
+
+
+def _create(api, url, **extra):
+    resp = api.post("/api/v1/endpoints", json={"url": url, "events": ["sms.delivered"]} | extra)
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()
+
+
+def test_create_list_get_update_delete(api, receiver, account):
+    ep = _create(api, receiver.url, description="main")
+    assert ep["events"] == ["sms.delivered"] and ep["enabled"] and not ep["has_secret"]
+    assert [e["id"] for e in api.get("/api/v1/endpoints").get_json()["data"]] == [ep["id"]]
+    assert api.get(f"/api/v1/endpoints/{ep['id']}").get_json()["description"] == "main"
+    resp = api.patch(f"/api/v1/endpoints/{ep['id']}",
+                     json={"events": ["sms.sent", "sms.delivered"], "description": "renamed"})
+    body = resp.get_json()
+    assert resp.status_code == 200 and body["events"] == ["sms.sent", "sms.delivered"]
+    assert body["description"] == "renamed" and body["url"] == receiver.url
+    assert api.patch(f"/api/v1/endpoints/{ep['id']}", json={"enabled": False}).get_json()[
+        "enabled"] is False
+    assert api.delete(f"/api/v1/endpoints/{ep['id']}").status_code == 204
+    assert_error(api.get(f"/api/v1/endpoints/{ep['id']}"), 404)
+    assert api.get("/api/v1/endpoints").get_json()["data"] == []
+
+
+def test_invalid_endpoint_fields_are_422_and_change_nothing(api, receiver):
+    err = assert_error(api.post("/api/v1/endpoints", json={"url": "ftp://x", "events": ["sms.x"]}),
+                       422)
+    assert set(err["fields"]) == {"url", "events"}
+    assert_error(api.post("/api/v1/endpoints", json={"url": receiver.url, "events": "sms.sent"}),
+                 422)
+    assert_error(api.post("/api/v1/endpoints", json={"url": receiver.url}), 422)
+    ep = _create(api, receiver.url)
+    assert_error(api.patch(f"/api/v1/endpoints/{ep['id']}",
+                           json={"description": "new", "events": []}), 422)
+    assert_error(api.patch(f"/api/v1/endpoints/{ep['id']}", json={"enabled": "no"}), 422)
+    assert db.session.get(Endpoint, ep["id"]).description == ""
+
+
+def test_enable_disable_and_secret(api, receiver):
+    ep = _create(api, receiver.url)
+    assert api.post(f"/api/v1/endpoints/{ep['id']}/disable").get_json()["enabled"] is False
+    assert api.post(f"/api/v1/endpoints/{ep['id']}/enable").get_json()["enabled"] is True
+    resp = api.put(f"/api/v1/endpoints/{ep['id']}/secret", json={"secret": "s3cret-value"})
+    assert resp.get_json()["secret"] == "s3cret-value"
+    assert_error(api.put(f"/api/v1/endpoints/{ep['id']}/secret", json={"secret": "short"}), 422)
+    assert_error(api.put(f"/api/v1/endpoints/{ep['id']}/secret", json={}), 422)
+    rotated = api.post(f"/api/v1/endpoints/{ep['id']}/secret/rotate").get_json()
+    assert rotated["secret"].startswith("whsec_") and rotated["has_secret"]
+    cleared = api.delete(f"/api/v1/endpoints/{ep['id']}/secret").get_json()
+    assert cleared["secret"] is None and not cleared["has_secret"]
+    assert api.patch(f"/api/v1/endpoints/{ep['id']}", json={"secret": "another-one"}).get_json()[
+        "secret"] == "another-one"
+    assert api.patch(f"/api/v1/endpoints/{ep['id']}", json={"secret": None}).get_json()[
+        "secret"] is None
+
+
+def test_send_test_event_reaches_the_receiver_signed(api, receiver, work):
+    ep = _create(api, receiver.url, secret="test-secret-1")
+    resp = api.post(f"/api/v1/endpoints/{ep['id']}/test", json={"event": "sms.undelivered"})
+    assert resp.status_code == 202
+    d = resp.get_json()
+    assert d["is_test"] and d["event"] == "sms.undelivered" and d["endpoint_id"] == ep["id"]
+    work()
+    [req] = receiver.received()
+    assert json.loads(req["body"])["event"] == "sms.undelivered"
+    assert req["headers"]["X-TalkNTalk-Signature"] == signature(req["body"], "test-secret-1")
+    assert db.session.get(Delivery, d["id"]).status == "delivered"
+    assert_error(api.post(f"/api/v1/endpoints/{ep['id']}/test", json={"event": "sms.nope"}), 422)
+
+
+def test_other_accounts_endpoint_is_404_on_every_route(api, other):
+    eid = other["endpoint"]
+    base = f"/api/v1/endpoints/{eid}"
+    for resp in (
+        api.get(base),
+        api.patch(base, json={"description": "mine now"}),
+        api.delete(base),
+        api.post(base + "/enable"),
+        api.post(base + "/disable"),
+        api.put(base + "/secret", json={"secret": "stolen-secret"}),
+        api.post(base + "/secret/rotate"),
+        api.delete(base + "/secret"),
+        api.post(base + "/test", json={}),
+    ):
+        assert_error(resp, 404)
+    ep = db.session.get(Endpoint, eid)
+    assert ep.enabled and ep.deleted_at is None and ep.secret is None and ep.description == ""
+    assert api.get("/api/v1/endpoints").get_json()["data"] == []
