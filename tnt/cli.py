@@ -124,3 +124,50 @@ def run(port):
     from . import devserver
 
     raise SystemExit(devserver.run(current_app.config, port))
+
+
+api_key_cli = AppGroup("api-key", help="API keys: create (shown once), list, revoke.")
+tnt_cli.add_command(api_key_cli)
+
+
+@api_key_cli.command("create")
+@click.option("--account", "account_ref", required=True, help="Account name or id.")
+@click.option("--name", required=True, help="What the key is for, e.g. billing-server.")
+def api_key_create(account_ref, name):
+    """Create an API key; it is printed once and stored only as a hash."""
+    from . import apikeys
+
+    try:
+        key, raw = apikeys.create(_account(account_ref).id, name)
+    except InvalidInput as exc:
+        _fail_on_invalid(exc)
+    click.echo(f"api key {key.id} {key.name}: {raw}")
+    click.echo("Keep it now: it cannot be shown again.")
+
+
+@api_key_cli.command("list")
+@click.option("--account", "account_ref", default=None, help="Account name or id (default: all).")
+def api_key_list(account_ref):
+    """List API keys (never the keys themselves)."""
+    from . import apikeys
+
+    account_id = _account(account_ref).id if account_ref else None
+    for key in apikeys.list_for(account_id):
+        used = key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "never"
+        state = "active" if key.active else "revoked"
+        click.echo(f"{key.id}\taccount={key.account_id}\t{key.prefix}…\t{key.name}\t"
+                   f"last used {used}\t{state}")
+
+
+@api_key_cli.command("revoke")
+@click.argument("key_id", type=int)
+def api_key_revoke(key_id):
+    """Revoke an API key at once."""
+    from . import apikeys
+    from .errors import NotFound
+
+    try:
+        key = apikeys.revoke(None, key_id)
+    except NotFound as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"api key {key.id} {key.name} revoked")

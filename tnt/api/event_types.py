@@ -1,6 +1,8 @@
 """/api/v1/event-types: the five events, what fires them, and an example payload."""
 import json
 
+from flask import current_app
+
 from .. import events
 from ..clock import nairobi_iso, utcnow
 from ..models import EVENTS
@@ -20,5 +22,8 @@ def example(event_type: str) -> dict:
 
 @bp.get("/event-types")
 def list_event_types():
-    return {"data": [{"type": t, "description": d, "example": example(t)}
+    body = {"data": [{"type": t, "description": d, "example": example(t)}
                      for t, d in EVENTS.items()]}
+    # Not jsonify: it sorts keys, and the example should read in the payload's own order.
+    return current_app.response_class(json.dumps(body, ensure_ascii=False),
+                                      mimetype="application/json")
