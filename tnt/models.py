@@ -127,6 +127,12 @@ class Delivery(db.Model):
     event: Mapped[Event] = relationship()
     endpoint: Mapped[Endpoint] = relationship()
 
+    # The Logs page's status filter finds an account's deliveries in one state.
+    __table_args__ = (
+        Index("ix_delivery_account_status", "account_id", "status", "id"),
+        Index("ix_delivery_status", "status", "id"),
+    )
+
 
 class Attempt(db.Model):
     """One POST of a delivery, with what the customer's server answered.
@@ -158,6 +164,14 @@ class Attempt(db.Model):
     __table_args__ = (
         Index("ix_attempt_account_id_id", "account_id", "id"),
         Index("ix_attempt_endpoint_id_id", "endpoint_id", "id"),
+        # The Logs page lists newest first by (started_at, id) and pages by keyset: each filter
+        # is a range scan of one of these, never a sort of the whole table.
+        Index("ix_attempt_started", "started_at", "id"),
+        Index("ix_attempt_account_started", "account_id", "started_at", "id"),
+        Index("ix_attempt_endpoint_started", "endpoint_id", "started_at", "id"),
+        Index("ix_attempt_account_event_started", "account_id", "event_type", "started_at", "id"),
+        Index("ix_attempt_message_started", "message_id", "started_at", "id"),
+        Index("ix_attempt_mobile_started", "mobile", "started_at", "id"),
     )
 
 
