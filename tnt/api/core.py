@@ -67,6 +67,9 @@ def handle_exception(exc: Exception):
         return error_response(status, HTTP_CODES.get(status, "http_error"), message,
                               headers=headers)
     log.exception("API error")
+    from ..extensions import db
+
+    db.session.rollback()  # whatever failed, leave nothing half-written for the next request
     return error_response(500, "internal_error", "Something went wrong on our side.")
 
 
