@@ -1,6 +1,7 @@
 """transport: real receivers on 127.0.0.1, friendly and hostile, no mocks."""
 
 import logging
+import multiprocessing
 import socket
 import ssl
 import subprocess
@@ -217,6 +218,24 @@ def test_unread_body_is_never_left_on_a_reused_connection(receiver, transport):
     assert (small.status, small.body, small.error) == (200, "small", None)
 
 
+def test_a_transport_inherited_through_fork_still_keeps_its_deadline(receiver, transport):
+    # RQ forks a work horse per job; the child must not rely on the parent's watchdog thread.
+    ok = receiver(echo)
+    slow = receiver(answer_then_hang(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", then=b"x" * 1000))
+    assert transport.post(ok.url(host="localhost"), b"parent", {}).ok
+    results = multiprocessing.get_context("fork").Queue()
+
+    def child():
+        results.put((transport.post(slow.url(), b"{}", {}).error,
+                     transport.post(ok.url(host="localhost"), b"child", {}).body))
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    error, body = results.get(timeout=TIMEOUT + 4)
+    process.join(2)
+    assert (error, body) == ("Timed out after 1 s", "child")
+
+
 # --- hostile receivers --------------------------------------------------------------------
 
 
@@ -354,6 +373,63 @@ def test_header_values_are_capped(receiver, transport):
     assert response.ok and len(response.headers["X-Big"]) == 4096
 
 
+def test_connect_that_hangs_times_out(transport):
+    # A listen queue that is full drops new SYNs, like a firewalled host.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    held = []
+    try:
+        while True:
+            client = socket.socket()
+            client.settimeout(0.2)
+            held.append(client)
+            try:
+                client.connect(server.getsockname())
+            except TimeoutError:
+                break
+        response = transport.post(f"http://127.0.0.1:{server.getsockname()[1]}/", b"{}", {})
+    finally:
+        for client in held:
+            client.close()
+        server.close()
+    assert_failed_in_time(response, "Timed out after 1 s")
+
+
+def test_receiver_that_never_reads_the_request_times_out(receiver, transport):
+    server = receiver(lambda conn, srv: srv.stop.wait(10))
+    response = transport.post(server.url(), b"x" * (32 << 20), {})
+    assert_failed_in_time(response, "Timed out after 1 s")
+
+
+def test_a_keep_alive_connection_dropped_as_the_request_arrives_is_retried_once(receiver, transport):
+    def answers_once_then_drops(conn, server):
+        reader = conn.makefile("rb")
+        server.read_request(reader)
+        conn.sendall(respond(200, b"first"))
+        server.read_request(reader)  # the next request on this connection gets no answer
+
+    server = receiver(answers_once_then_drops)
+    assert transport.post(server.url(), b"1", {}).ok
+    second = transport.post(server.url(), b"2", {})
+    assert (second.status, second.body, second.error) == (200, "first", None)
+    assert server.connections == 2
+
+
+def test_a_fresh_connection_dropped_without_an_answer_is_not_retried(receiver, transport):
+    server = receiver(lambda conn, srv: srv.read_request(conn.makefile("rb")))
+    assert transport.post(server.url(), b"1", {}).error == "Connection closed without a response"
+    time.sleep(0.05)
+    assert server.connections == 1
+
+
+def test_a_bad_request_header_is_a_failed_response_that_does_not_quote_it(receiver, transport):
+    server = receiver(echo)
+    response = transport.post(server.url(), b"{}", {"X-Signature": "SECRET\r\nX-Injected: 1"})
+    assert response.error == "Invalid request header"
+    assert server.requests == []
+
+
 def test_connection_refused(transport):
     probe = socket.create_server(("127.0.0.1", 0))
     port = probe.getsockname()[1]
@@ -371,7 +447,7 @@ def test_invalid_url_is_a_failed_response(transport):
 # --- connect-time SSRF check --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "2130706433", "127.1"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "2130706433", "127.1", "[::1]"])
 def test_loopback_is_refused_at_connect_time_unless_allowed(receiver, host):
     server = receiver(echo)
     client = Transport(timeout=TIMEOUT)

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import heapq
 import http.client
+import ipaddress
 import itertools
+import os
 import socket
 import ssl
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import urllib3
@@ -184,7 +187,7 @@ class _GuardedConnectionMixin:
 
     def _new_conn(self) -> socket.socket:
         attempt = _current_attempt()
-        ips = resolve_checked(self._dns_host, self.port, allow_loopback=attempt.allow_loopback)
+        ips = _resolve_within_deadline(self._dns_host, self.port, attempt)
         sock = _connect_first(ips, self.port, attempt, self.socket_options)
         self._close_watch_sock()
         # A dup of the fd stays valid after ssl.wrap_socket detaches the original socket,
@@ -219,6 +222,43 @@ class _GuardedConnectionMixin:
         attempt = getattr(_local, "attempt", None)
         if attempt is None or not attempt.adopt(watch):
             watch.close()
+
+
+_resolver_lock = threading.Lock()
+_resolver: ThreadPoolExecutor | None = None
+
+
+def _forget_resolver() -> None:
+    # A forked child has the parent's executor but none of its threads.
+    global _resolver, _resolver_lock
+    _resolver, _resolver_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_resolver)
+
+
+def _resolve_within_deadline(host: str, port: int, attempt: _Attempt) -> list[str]:
+    """resolve_checked, but a stuck DNS server can't outlast the attempt's deadline.
+
+    getaddrinfo can't be interrupted, so names are resolved on a small shared pool and
+    waited for with the time left. IP literals need no DNS and are resolved in place.
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return resolve_checked(host, port, allow_loopback=attempt.allow_loopback)
+    global _resolver
+    with _resolver_lock:
+        if _resolver is None:
+            _resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tnt-resolve")
+    future = _resolver.submit(resolve_checked, host, port, allow_loopback=attempt.allow_loopback)
+    try:
+        return future.result(timeout=max(attempt.remaining(), 0.0))
+    except TimeoutError:
+        future.cancel()
+        raise TimeoutError(f"resolving {host} timed out") from None
 
 
 def _connect_first(ips: list[str], port: int, attempt: _Attempt, options) -> socket.socket:
@@ -285,13 +325,18 @@ class Transport:
         self.timeout = timeout
         self.max_body = max_body
         self.user_agent = user_agent
+        self._pool_options = dict(num_pools=max_hosts, maxsize=max_per_host, ca_certs=ca_certs)
+        self._start()
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
         self._pools = urllib3.PoolManager(
-            num_pools=max_hosts,
-            maxsize=max_per_host,
+            num_pools=self._pool_options["num_pools"],
+            maxsize=self._pool_options["maxsize"],
             block=False,
             retries=False,
             cert_reqs="CERT_REQUIRED",
-            ca_certs=ca_certs,
+            ca_certs=self._pool_options["ca_certs"],
         )
         self._pools.pool_classes_by_scheme = {
             "http": _GuardedHTTPConnectionPool,
@@ -301,6 +346,10 @@ class Transport:
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
         """POST body to url; return what happened, always within `timeout` seconds."""
+        if self._pid != os.getpid():
+            # Forked (RQ's work horse): the watchdog thread didn't come along, and the parent's
+            # sockets must not be shared. Start afresh without touching the parent's state.
+            self._start()
         started = time.monotonic()
         attempt = _Attempt(started + self.timeout, self.allow_loopback)
         _local.attempt = attempt
@@ -407,6 +456,8 @@ class Transport:
                 return "Connection refused"
             if isinstance(e, (LocationValueError, URLSchemeUnknown)):
                 return f"Invalid URL: {_url_hint(e)}"
+            if isinstance(e, ValueError) and str(e).startswith("Invalid header"):
+                return "Invalid request header"  # not echoed: it may be a signature
         if got_status:
             return "Connection closed mid-response"
         for e in chain:
@@ -420,7 +471,8 @@ class Transport:
                 return f"TLS error: {e}"
             if isinstance(e, OSError) and e.strerror:
                 return f"Connection failed: {e.strerror}"
-        return f"Request failed: {type(exc).__name__}: {exc}"
+        # The exception's text is left out: it could quote request headers.
+        return f"Request failed ({type(exc).__name__})"
 
 
 def _url_hint(exc: BaseException) -> str:
