@@ -418,8 +418,9 @@ class Transport:
                     timeout=urllib3.Timeout(connect=wait, read=wait),
                 )
             except ProtocolError as exc:
-                # A keep-alive connection the server closed while idle fails before any response;
-                # the server never saw the request, so one retry on a fresh connection is safe.
+                # A pooled connection the server dropped just as we reused it (the keep-alive race)
+                # fails before any response. Retry once on a fresh connection: at worst the
+                # receiver sees a duplicate, which at-least-once delivery already allows.
                 if try_number == 1 and attempt.reused and not attempt.expired and _is_stale(exc):
                     continue
                 raise
@@ -451,7 +452,7 @@ class Transport:
             if isinstance(e, http.client.LineTooLong):
                 return "Response header line too long"
             if isinstance(e, http.client.HTTPException) and "more than" in str(e) and "headers" in str(e):
-                return f"Too many response headers (more than {MAX_HEADERS})"
+                return "Too many response headers (more than 100)"  # http.client's limit
             if isinstance(e, ConnectionRefusedError):
                 return "Connection refused"
             if isinstance(e, (LocationValueError, URLSchemeUnknown)):
