@@ -231,7 +231,7 @@ def _record(token, items, results, trigger, requested_by) -> None:
                           last_error="Endpoint disabled or deleted before this attempt.")
             continue
         started, resp = results[o.delivery_id]
-        ok = resp.status is not None and 200 <= resp.status < 300
+        ok = resp.ok  # a 2xx whose body then timed out or broke off is a failure
         error = None if ok else _reason(resp)
         change["attempts_count"] += 1
         attempts.append({

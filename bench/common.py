@@ -1,0 +1,96 @@
+"""Shared set-up for the benchmarks: a fresh database, worker processes, RSS sampling."""
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/tnt_bench"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/3"
+
+
+def percentile(values, p):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def fresh_database(url: str) -> str:
+    """Create the PostgreSQL database if missing; return the SQLAlchemy URL."""
+    from tnt.config import database_url
+
+    url = database_url(url)
+    if url.startswith("postgresql"):
+        import psycopg
+
+        base, name = url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)
+        with psycopg.connect(base + "/postgres", autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (name,)).fetchone():
+                conn.execute(f'CREATE DATABASE "{name}"')
+    return url
+
+
+def make_app(db_url: str, redis_url: str, **extra):
+    from redis import Redis
+
+    from tnt import create_app
+    from tnt.extensions import db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url,
+                      "TNT_ALLOW_LOOPBACK": True, **extra})
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+    Redis.from_url(redis_url).flushdb()
+    return app
+
+
+def start_workers(n: int, db_url: str, redis_url: str, env_extra=None) -> list[subprocess.Popen]:
+    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, TNT_ALLOW_LOOPBACK="1",
+               TNT_INSTANCE_PATH=tempfile.mkdtemp(), **(env_extra or {}))
+    cmd = [sys.executable, "-m", "flask", "--app", "app", "tnt", "worker"]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in range(n)]
+    time.sleep(2.5)  # imports, Redis registration, scheduler start
+    return procs
+
+
+def stop(procs) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+class RssSampler:
+    """Peak resident memory of the worker processes and their children (the RQ scheduler)."""
+
+    def __init__(self, procs):
+        import psutil
+
+        self.procs = [psutil.Process(p.pid) for p in procs]
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while not self._stop.wait(0.25):
+            for p in self.procs:
+                try:
+                    self.peak_mb = max(self.peak_mb, p.memory_info().rss / 2**20)
+                except Exception:  # noqa: BLE001 - exited
+                    pass
+
+    def stop(self) -> float:
+        self._stop.set()
+        return self.peak_mb

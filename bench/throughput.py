@@ -1,0 +1,185 @@
+"""Delivery throughput and latency, end to end, against a fast local receiver.
+
+    .venv/bin/python bench/throughput.py [--events 5000 --endpoints 4 --workers 1]
+
+1. Baseline: a plain keep-alive HTTP client loop POSTing to the same receiver (the raw limit).
+2. Throughput: N events fired (committed) at E endpoints, then the workers drain them; the
+   rate is deliveries from the kick until the last attempt is recorded.
+3. Latency: a steady R events/s for S seconds with the workers running; event committed ->
+   POST received, p50 and p99.
+Peak worker RSS is sampled throughout. Default: PostgreSQL and the local Redis server.
+"""
+import argparse
+import statistics
+import time
+
+from common import (DEFAULT_DB, DEFAULT_REDIS, RssSampler, fresh_database, make_app, percentile,
+                    start_workers, stop)
+
+import receiver as bench_receiver
+
+
+def baseline(url: str, n: int) -> float:
+    import urllib3
+
+    http = urllib3.PoolManager()
+    body = b'{"event":"sms.sent"}'
+    started = time.perf_counter()
+    for i in range(n):
+        http.request("POST", url, body=body, headers={"X-TalkNTalk-Delivery": f"base-{i}"})
+    return n / (time.perf_counter() - started)
+
+
+def setup(app, base_url, n_endpoints):
+    from tnt import accounts, endpoints
+
+    with app.app_context():
+        account = accounts.create_account("Bench")
+        for i in range(n_endpoints):
+            endpoints.create(account.id, f"{base_url}/e{i}", ["sms.sent"], secret="whsec_benchmark")
+        return account.id
+
+
+def fire(app, account_id, n, *, kick: bool, per_commit: int = 1):
+    """Fire n sms.sent events through the real transition; return [(event_id, commit_time)]."""
+    from tnt import queue
+    from tnt.clock import utcnow
+    from tnt.extensions import db
+    from tnt.messages import transition
+    from tnt.models import Message
+
+    fired = []
+    with app.app_context():
+        batch = []
+        for i in range(n):
+            now = utcnow()
+            msg = Message(account_id=account_id, mobile="254712345678", sender_id="BENCH",
+                          message=f"bench {i}", network="safaricom", source="api",
+                          created_at=now, updated_at=now)
+            db.session.add(msg)
+            db.session.flush()
+            batch.append(transition(msg, "sent"))
+            if len(batch) >= per_commit:
+                db.session.commit()
+                t = time.time()
+                fired += [(e.id, t) for e in batch]
+                batch = []
+                if kick:
+                    queue.kick()
+        db.session.commit()
+        db.session.remove()
+    return fired
+
+
+def steady(app, account_id, rate, seconds, threads=4):
+    """Fire `rate` events/s for `seconds`, each committed on its own, from `threads` threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(offset):
+        out, interval = [], threads / rate
+        t_next = time.time() + offset * interval / threads
+        for _ in range(rate * seconds // threads):
+            time.sleep(max(0.0, t_next - time.time()))
+            out += fire(app, account_id, 1, kick=True)
+            t_next += interval
+        return out
+
+    with ThreadPoolExecutor(threads) as pool:
+        return [x for part in pool.map(run, range(threads)) for x in part]
+
+
+def attempts_recorded(app) -> int:
+    from sqlalchemy import func, select
+
+    from tnt.extensions import db
+    from tnt.models import Attempt
+
+    with app.app_context():
+        n = db.session.scalar(select(func.count()).select_from(Attempt))
+        db.session.remove()
+        return n
+
+
+def delivery_uids(app, event_ids) -> dict[str, int]:
+    from sqlalchemy import select
+
+    from tnt.extensions import db
+    from tnt.models import Delivery
+
+    with app.app_context():
+        rows = db.session.execute(
+            select(Delivery.uid, Delivery.event_id).where(Delivery.event_id.in_(event_ids))).all()
+        db.session.remove()
+    return dict(rows)
+
+
+def wait_for(app, total, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if attempts_recorded(app) >= total:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--events", type=int, default=5000)
+    ap.add_argument("--endpoints", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--rate", type=int, default=200, help="events/s in the latency phase")
+    ap.add_argument("--seconds", type=int, default=10, help="length of the latency phase")
+    ap.add_argument("--database-url", default=DEFAULT_DB)
+    ap.add_argument("--redis-url", default=DEFAULT_REDIS)
+    args = ap.parse_args()
+
+    from tnt import queue
+
+    db_url = fresh_database(args.database_url)
+    recv_proc, base_url = bench_receiver.start()
+    app = make_app(db_url, args.redis_url)
+    account_id = setup(app, base_url, args.endpoints)
+
+    base_rates = [baseline(f"{base_url}/baseline", 2000) for _ in range(3)]
+    print(f"baseline: plain HTTP client loop, one connection: "
+          f"{statistics.median(base_rates):,.0f} POST/s (median of 3 runs of 2,000)")
+
+    workers = start_workers(args.workers, db_url, args.redis_url)
+    rss = RssSampler(workers)
+    try:
+        # Throughput: a backlog of events, then one kick.
+        fire(app, account_id, args.events, kick=False, per_commit=100)
+        total = args.events * args.endpoints
+        started = time.perf_counter()
+        with app.app_context():
+            queue.kick()
+        if not wait_for(app, total, timeout=300):
+            print(f"throughput: TIMED OUT with {attempts_recorded(app)}/{total} attempts")
+        elapsed = time.perf_counter() - started
+        print(f"throughput: {total:,} deliveries ({args.events:,} events x {args.endpoints} "
+              f"endpoints) with {args.workers} worker(s) in {elapsed:.1f} s = "
+              f"{total / elapsed:,.0f} deliveries/s "
+              f"({total / elapsed / statistics.median(base_rates):.2f}x the baseline loop)")
+
+        # Latency at a steady rate, fired from a few threads as web processes would.
+        before = attempts_recorded(app)
+        fired = steady(app, account_id, args.rate, args.seconds)
+        achieved = len(fired) / (max(t for _, t in fired) - min(t for _, t in fired))
+        wait_for(app, before + len(fired) * args.endpoints, timeout=60)
+        got = bench_receiver.received(base_url)
+        committed = dict(fired)
+        latencies = [(got[uid] - committed[eid]) * 1000
+                     for uid, eid in delivery_uids(app, list(committed)).items() if uid in got]
+        print(f"latency at {achieved:,.0f} events/s ({achieved * args.endpoints:,.0f} "
+              f"deliveries/s) for {args.seconds} s: event committed -> POST received "
+              f"p50 {percentile(latencies, 50):.0f} ms, p99 {percentile(latencies, 99):.0f} ms, "
+              f"max {max(latencies):.0f} ms ({len(latencies):,} deliveries)")
+    finally:
+        peak = rss.stop()
+        stop(workers)
+        recv_proc.terminate()
+    print(f"worker peak RSS: {peak:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
