@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .. import apikeys
+from .. import MAX_ID, apikeys
 from ..clock import NAIROBI
 from ..errors import Conflict, InvalidInput, NotFound
 
@@ -16,7 +16,6 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # 1 MiB
 API_PREFIX = "/api/v1"
 
-MAX_ID = 2**63 - 1  # the database's integer range
 
 bp = Blueprint("api", __name__, url_prefix=API_PREFIX)
 
@@ -109,14 +108,6 @@ def rate_limit() -> str:
 PUBLIC = {"api.openapi"}
 
 
-@bp.url_value_preprocessor
-def _ids_in_range(_endpoint, values):
-    # A path id past the database's integer range is simply not found (not a 500).
-    for value in (values or {}).values():
-        if isinstance(value, int) and value > MAX_ID:
-            raise ApiError(404, "not_found", "Not found.")
-
-
 @bp.before_request
 def _authenticate():
     request.max_content_length = MAX_BODY
@@ -179,6 +170,8 @@ def json_body(fields: dict, required: tuple = (), *, allow_empty: bool = False) 
     for name, kind in fields.items():
         if name in data and not _type_ok(data[name], kind):
             errors[name] = f"Must be {TYPE_NAMES[kind]}."
+        elif "\x00" in str(data.get(name, "")):
+            errors[name] = "Must not contain NUL characters."
     for name in required:
         if name not in data:
             errors[name] = "This field is required."
