@@ -62,7 +62,7 @@ def fire(app, account_id, n, *, kick: bool, per_commit: int = 1):
             if len(batch) >= per_commit:
                 db.session.commit()
                 t = time.time()
-                fired += [(e.id, t) for e in batch]
+                fired += [(event_id, t) for event_id in batch]
                 batch = []
                 if kick:
                     queue.kick()
@@ -71,33 +71,60 @@ def fire(app, account_id, n, *, kick: bool, per_commit: int = 1):
     return fired
 
 
-def steady(app, account_id, rate, seconds, threads=4):
-    """Fire `rate` events/s for `seconds`, each committed on its own, from `threads` threads."""
-    from concurrent.futures import ThreadPoolExecutor
+def _fire_steady(args):
+    """In a child process (as a web process would be): fire at `rate` events/s."""
+    db_url, redis_url, account_id, rate, seconds, offset = args
+    from tnt import create_app
 
-    def run(offset):
-        out, interval = [], threads / rate
-        t_next = time.time() + offset * interval / threads
-        for _ in range(rate * seconds // threads):
-            time.sleep(max(0.0, t_next - time.time()))
-            out += fire(app, account_id, 1, kick=True)
-            t_next += interval
-        return out
-
-    with ThreadPoolExecutor(threads) as pool:
-        return [x for part in pool.map(run, range(threads)) for x in part]
+    app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url})
+    fire(app, account_id, 1, kick=True)  # warm up: connections, statement caches
+    out, interval = [], 1.0 / rate
+    t_next = time.time() + offset
+    for _ in range(int(rate * seconds)):
+        time.sleep(max(0.0, t_next - time.time()))
+        out += fire(app, account_id, 1, kick=True)
+        t_next += interval
+    return out
 
 
-def attempts_recorded(app) -> int:
+def steady(db_url, redis_url, account_id, rate, seconds, procs=4):
+    """Fire `rate` events/s for `seconds`, each committed on its own, from `procs` processes."""
+    import multiprocessing as mp
+
+    start = 1.0  # let every process build its app first
+    with mp.get_context("spawn").Pool(procs) as pool:
+        parts = pool.map(_fire_steady, [
+            (db_url, redis_url, account_id, rate / procs, seconds, start + i / rate)
+            for i in range(procs)])
+    return [x for part in parts for x in part]
+
+
+def attempts_recorded(app, ok=None) -> int:
+    from sqlalchemy import func, select
+
+    from tnt.extensions import db
+    from tnt.models import Attempt
+
+    query = select(func.count()).select_from(Attempt)
+    if ok is not None:
+        query = query.where(Attempt.ok.is_(ok))
+    with app.app_context():
+        n = db.session.scalar(query)
+        db.session.remove()
+        return n
+
+
+def errors(app) -> list:
     from sqlalchemy import func, select
 
     from tnt.extensions import db
     from tnt.models import Attempt
 
     with app.app_context():
-        n = db.session.scalar(select(func.count()).select_from(Attempt))
+        rows = db.session.execute(select(Attempt.error, func.count()).where(Attempt.ok.is_(False))
+                                  .group_by(Attempt.error)).all()
         db.session.remove()
-        return n
+        return rows
 
 
 def delivery_uids(app, event_ids) -> dict[str, int]:
@@ -156,6 +183,9 @@ def main():
         if not wait_for(app, total, timeout=300):
             print(f"throughput: TIMED OUT with {attempts_recorded(app)}/{total} attempts")
         elapsed = time.perf_counter() - started
+        failed = attempts_recorded(app, ok=False)
+        if failed:
+            print(f"throughput: {failed} attempts FAILED: {errors(app)}")
         print(f"throughput: {total:,} deliveries ({args.events:,} events x {args.endpoints} "
               f"endpoints) with {args.workers} worker(s) in {elapsed:.1f} s = "
               f"{total / elapsed:,.0f} deliveries/s "
@@ -163,7 +193,7 @@ def main():
 
         # Latency at a steady rate, fired from a few threads as web processes would.
         before = attempts_recorded(app)
-        fired = steady(app, account_id, args.rate, args.seconds)
+        fired = steady(db_url, args.redis_url, account_id, args.rate, args.seconds)
         achieved = len(fired) / (max(t for _, t in fired) - min(t for _, t in fired))
         wait_for(app, before + len(fired) * args.endpoints, timeout=60)
         got = bench_receiver.received(base_url)

@@ -240,8 +240,8 @@ def test_two_claims_never_share_a_delivery(app, account, receiver):
     endpoints.create(account.id, receiver.url, ["sms.cancelled"])
     for _ in range(5):
         fire_one(account)
-    _, first = delivery.claim(limit=3)
-    _, second = delivery.claim(limit=10)
+    first = [o.delivery_id for o in delivery.claim(limit=3)[1]]
+    second = [o.delivery_id for o in delivery.claim(limit=10)[1]]
     assert len(first) == 3 and len(second) == 2 and not set(first) & set(second)
     assert delivery.claim(limit=10)[1] == []
 
@@ -273,3 +273,34 @@ def test_send_test_event_is_marked_as_a_test(app, account, endpoint, receiver, w
     (request,) = receiver.received()
     assert json.loads(request["body"])["event"] == "sms.delivered"
     assert db.session.scalars(select(Event)).one().is_test
+
+
+def test_a_black_holed_endpoint_does_not_hold_up_the_others(app, account, receiver, work):
+    import socket
+    import time
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)  # accepts connections, never answers
+    try:
+        slow = endpoints.create(account.id, f"http://127.0.0.1:{hole.getsockname()[1]}/",
+                                ["sms.cancelled"])
+        endpoints.create(account.id, receiver.url, ["sms.cancelled"])
+        fire_one(account)
+        started = time.monotonic()
+        work()
+        healthy_done = time.monotonic() - started
+        assert len(receiver.received()) == 1
+        assert healthy_done < app.config["TNT_DELIVERY_TIMEOUT"]  # recorded before the timeout
+        deadline = time.monotonic() + app.config["TNT_DELIVERY_TIMEOUT"] + 3
+        while time.monotonic() < deadline:  # the slow one records itself when it times out
+            db.session.expire_all()
+            late = db.session.scalars(select(Attempt).where(Attempt.endpoint_id == slow.id)).all()
+            if late:
+                break
+            time.sleep(0.1)
+        assert len(late) == 1 and late[0].error.startswith("Timed out")
+        d = db.session.get(Delivery, late[0].delivery_id)
+        assert d.status == "retrying" and d.lease_token is None
+    finally:
+        hole.close()

@@ -41,7 +41,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.before_request
     def refuse_nul():
         """PostgreSQL text cannot hold NUL: refuse it at the door (400), not deep inside (500)."""
-        values = chain(*request.args.listvalues(), *request.form.listvalues())
+        values = chain(*request.args.listvalues())
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            # Only forms: touching request.form would fix the stream before the API sets its
+            # own body size limit.
+            values = chain(values, *request.form.listvalues())
         if any("\x00" in v for v in values):
             abort(400, "Request parameters must not contain NUL characters.")
 

@@ -41,7 +41,7 @@ def from_env(env=os.environ) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "TNT_DELIVERY_TIMEOUT": 10.0,
         "TNT_BATCH_SIZE": int(env.get("TNT_BATCH_SIZE", "200")),
-        "TNT_SEND_CONCURRENCY": int(env.get("TNT_SEND_CONCURRENCY", "32")),
+        "TNT_SEND_CONCURRENCY": int(env.get("TNT_SEND_CONCURRENCY", "64")),
         "TNT_SIMULATED_DLR_DELAY": float(env.get("TNT_SIMULATED_DLR_DELAY", "2")),
     }
 

@@ -7,10 +7,12 @@ marks the delivery failed. The sweeper re-enqueues anything due that Redis lost.
 """
 import json
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,12 +31,11 @@ log = logging.getLogger(__name__)
 
 RETRY_DELAYS = (60, 300, 1800)  # after automatic failures 1, 2 and 3
 LEASE = timedelta(minutes=2)  # well past the 10 s deadline; a killed worker's claim expires
-PER_ENDPOINT = 8  # concurrent requests to one endpoint from one batch
+PER_ENDPOINT = 8  # concurrent requests to one endpoint from one worker process
+BATCH_WAIT = 0.5  # seconds a batch waits for its slowest POST before recording the rest
 DRAIN_SECONDS = 5  # a job drains due work this long, then hands over to a fresh job
 SWEEP_GRACE = timedelta(seconds=5)  # due this long and unclaimed: its job was lost
 USER_AGENT = f"TalkNTalk-Webhooks/{__version__}"
-
-
 
 
 @dataclass
@@ -61,49 +62,59 @@ def deliver_due(ids: list[int] | None = None) -> int:
     started, sent = time.monotonic(), 0
     batch = current_app.config["TNT_BATCH_SIZE"]
     while True:
-        token, claimed = claim(limit=batch, ids=ids)
-        if ids and not claimed:
+        token, items = claim(limit=batch, ids=ids, skip_endpoints=_inflight.saturated())
+        if ids and not items:
             ids = None
             continue
         ids = None
-        if not claimed:
+        if not items:
             return sent
-        send_batch(token, claimed)
-        sent += len(claimed)
+        send_batch(token, items, wait=BATCH_WAIT)
+        sent += len(items)
         if time.monotonic() - started > DRAIN_SECONDS:
             queue.kick()  # more may be due: let a fresh job (maybe on another worker) go on
             return sent
 
 
-def claim(limit: int, ids: list[int] | None = None, *, due_only: bool = True):
-    """Lease up to `limit` due, unclaimed deliveries; return (token, ids)."""
+def claim(limit: int, ids: list[int] | None = None, *, due_only: bool = True,
+          skip_endpoints: list[int] = ()) -> tuple[str, list["Outgoing"]]:
+    """Lease up to `limit` due, unclaimed deliveries and load what sending them needs.
+
+    One transaction: `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite serialises writers), so
+    workers claiming at once never share a delivery. Returns (lease token, items).
+    """
     now = utcnow()
     token = str(uuid.uuid4())
-    free = or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now)
-    pick = select(Delivery.id).where(free)
+    d = Delivery.__table__
+    pick = select(d.c.id).where(or_(d.c.lease_expires_at.is_(None), d.c.lease_expires_at < now))
     if due_only:
-        pick = pick.where(Delivery.next_attempt_at <= now).order_by(Delivery.next_attempt_at)
+        pick = pick.where(d.c.next_attempt_at <= now).order_by(d.c.next_attempt_at)
     if ids:
-        pick = pick.where(Delivery.id.in_(ids))
+        pick = pick.where(d.c.id.in_(ids))
+    if skip_endpoints:
+        pick = pick.where(d.c.endpoint_id.not_in(skip_endpoints))
     pick = pick.limit(limit).with_for_update(skip_locked=True)
-    claimed = db.session.scalars(
-        update(Delivery)
-        .where(Delivery.id.in_(pick.scalar_subquery()))
-        .values(lease_expires_at=now + LEASE, lease_token=token)
-        .returning(Delivery.id),
-        execution_options={"synchronize_session": False},
-    ).all()
+    conn = db.session.connection()
+    claimed = conn.execute(
+        update(d).where(d.c.id.in_(pick.scalar_subquery()))
+        .values(lease_expires_at=now + LEASE, lease_token=token).returning(d.c.id)
+    ).scalars().all()
+    items = _load(conn, claimed) if claimed else []
     db.session.commit()
-    return token, claimed
+    return token, items
 
 
-def send_batch(token: str, ids: list[int], *, trigger: str = "auto", requested_by: int | None = None):
-    """POST each claimed delivery and record the results in one transaction."""
-    items = _load(ids)
+def send_batch(token: str, items: list["Outgoing"], *, trigger: str = "auto",
+               requested_by: int | None = None, wait: float | None = None) -> None:
+    """POST each claimed delivery and record the results in one transaction.
+
+    With `wait`, results that take longer than `wait` seconds (a slow endpoint) are recorded by
+    their own thread when they come, so one slow endpoint never holds up the next batch.
+    """
     live = [o for o in items if o.active]
-    results = _send_all(live)
-    _record(token, items, results, trigger, requested_by)
-    return results
+    results = _send_all(token, live, trigger, requested_by, wait)
+    finished = [o for o in items if not o.active or o.delivery_id in results]
+    _record(token, finished, results, trigger, requested_by)
 
 
 def resend(delivery_id: int, *, account_id: int | None, requested_by: int | None) -> Attempt:
@@ -113,10 +124,10 @@ def resend(delivery_id: int, *, account_id: int | None, requested_by: int | None
         raise NotFound("No such delivery.")
     if not delivery.endpoint.active:
         raise Conflict("Its endpoint is disabled or deleted; enable it to resend.")
-    token, claimed = claim(limit=1, ids=[delivery_id], due_only=False)
-    if not claimed:
+    token, items = claim(limit=1, ids=[delivery_id], due_only=False)
+    if not items:
         raise Conflict("This delivery is being sent right now; try again in a moment.")
-    send_batch(token, claimed, trigger="manual", requested_by=requested_by)
+    send_batch(token, items, trigger="manual", requested_by=requested_by)
     return db.session.scalar(
         select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.id.desc()).limit(1)
     )
@@ -157,24 +168,25 @@ def end_pending(endpoint_id: int, reason: str) -> None:
     )
 
 
-def _load(ids: list[int]) -> list[Outgoing]:
-    rows = db.session.execute(
-        select(Delivery, Endpoint, Event.type, Event.body, Event.message_id, Message.mobile)
-        .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
-        .join(Event, Event.id == Delivery.event_id)
-        .outerjoin(Message, Message.id == Event.message_id)
-        .where(Delivery.id.in_(ids))
+def _load(conn, ids: list[int]) -> list[Outgoing]:
+    d, e, ev, m = (t.__table__ for t in (Delivery, Endpoint, Event, Message))
+    rows = conn.execute(
+        select(d.c.id, d.c.account_id, d.c.endpoint_id, e.c.url, e.c.secret, e.c.enabled,
+               e.c.deleted_at, d.c.uid, ev.c.type, ev.c.body, ev.c.message_id, m.c.mobile,
+               d.c.status, d.c.auto_attempts, d.c.attempts_count, d.c.next_attempt_at)
+        .join(e, e.c.id == d.c.endpoint_id)
+        .join(ev, ev.c.id == d.c.event_id)
+        .outerjoin(m, m.c.id == ev.c.message_id)
+        .where(d.c.id.in_(ids))
     ).all()
-    out = [
-        Outgoing(d.id, d.account_id, e.id, e.url, e.secret, e.active, d.uid, etype, body, mid,
-                 mobile, d.status, d.auto_attempts, d.attempts_count, d.next_attempt_at)
-        for d, e, etype, body, mid, mobile in rows
-    ]
-    db.session.rollback()  # end the read transaction: no connection is held while sending
-    return out
+    return [Outgoing(r.id, r.account_id, r.endpoint_id, r.url, r.secret,
+                     r.enabled and r.deleted_at is None, r.uid, r.type, r.body, r.message_id,
+                     r.mobile, r.status, r.auto_attempts, r.attempts_count, r.next_attempt_at)
+            for r in rows]
 
 
-def _headers(o: Outgoing) -> dict[str, str]:
+def request_headers(o) -> dict[str, str]:
+    """The headers of a delivery's POST (`o` has event_type, uid, body and secret)."""
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -186,34 +198,72 @@ def _headers(o: Outgoing) -> dict[str, str]:
     return headers
 
 
-def _send_all(items: list[Outgoing]) -> dict[int, tuple]:
+class _InFlight:
+    """Requests under way from this process, per endpoint: the cap that keeps one slow or
+    black-holed endpoint from taking every sending thread."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._count = defaultdict(int)
+
+    def free(self, endpoint_id: int) -> int:
+        with self._lock:
+            return PER_ENDPOINT - self._count[endpoint_id]
+
+    def add(self, endpoint_id: int, n: int) -> None:
+        with self._lock:
+            self._count[endpoint_id] += n
+
+    def saturated(self) -> list[int]:
+        with self._lock:
+            return [e for e, n in self._count.items() if n >= PER_ENDPOINT]
+
+
+_inflight = _InFlight()
+
+
+def _send_all(token, items: list[Outgoing], trigger, requested_by,
+              wait: float | None) -> dict[int, tuple]:
     """POST concurrently, at most PER_ENDPOINT at a time to one endpoint.
 
-    Returns {delivery_id: (started_at, Response)}.
+    Returns {delivery_id: (started_at, Response)} for those done within `wait` seconds (all,
+    if `wait` is None); the rest record themselves when they finish.
     """
     transport, pool = _transport(), _pool()
+    app = current_app._get_current_object()
     lanes = defaultdict(deque)
     for o in items:
         lanes[o.endpoint_id].append(o)
-    results = {}
+    results, lock, state = {}, threading.Lock(), {"handed_over": False}
 
-    def run_lane(lane: deque):
-        while True:
-            try:
+    def run_lane(lane: deque, endpoint_id: int):
+        try:
+            while lane:
                 o = lane.popleft()
-            except IndexError:
-                return
-            started = utcnow()
-            results[o.delivery_id] = (started, transport.post(o.url, o.body, _headers(o)))
+                started = utcnow()
+                response = transport.post(o.url, o.body, request_headers(o))
+                with lock:
+                    if not state["handed_over"]:
+                        results[o.delivery_id] = (started, response)
+                        continue
+                with app.app_context():  # the batch was recorded without this one
+                    try:
+                        _record(token, [o], {o.delivery_id: (started, response)}, trigger,
+                                requested_by)
+                    finally:
+                        db.session.remove()
+        finally:
+            _inflight.add(endpoint_id, -1)
 
-    futures = [
-        pool.submit(run_lane, lane)
-        for lane in lanes.values()
-        for _ in range(min(PER_ENDPOINT, len(lane)))
-    ]
-    for f in futures:
-        f.result()
-    return results
+    futures = []
+    for endpoint_id, lane in lanes.items():
+        n = max(1, min(_inflight.free(endpoint_id), len(lane)))
+        _inflight.add(endpoint_id, n)
+        futures += [pool.submit(run_lane, lane, endpoint_id) for _ in range(n)]
+    futures_wait(futures, timeout=wait)
+    with lock:
+        state["handed_over"] = True
+        return dict(results)
 
 
 def _record(token, items, results, trigger, requested_by) -> None:

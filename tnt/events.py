@@ -6,7 +6,7 @@ Runs inside the caller's transaction (the outbox): the caller commits, then call
 import json
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from .clock import nairobi_iso, utcnow
 from .extensions import db
@@ -29,28 +29,25 @@ def render(event_type: str, fired_at, data: dict) -> bytes:
     return json.dumps(payload, ensure_ascii=False).encode()
 
 
-def fire(message, event_type: str) -> Event:
-    """Record `event_type` for `message` and a delivery to each enabled subscriber."""
+def fire(message, event_type: str) -> int:
+    """Record `event_type` for `message` and a delivery to each enabled subscriber; return the
+    event's id. Core statements, not ORM objects: this runs on every status change."""
     now = message.updated_at
-    event = Event(
-        account_id=message.account_id,
-        message_id=message.id,
-        type=event_type,
-        body=render(event_type, now, message.as_data()),
-        fired_at=now,
-    )
-    db.session.add(event)
-    endpoints = db.session.scalars(
-        select(Endpoint).where(
-            Endpoint.account_id == message.account_id,
-            Endpoint.enabled.is_(True),
-            Endpoint.deleted_at.is_(None),
-        )
-    )
-    for endpoint in endpoints:
-        if event_type in endpoint.event_list:
-            _add_delivery(event, endpoint, now)
-    return event
+    event_id = db.session.execute(
+        insert(Event.__table__).returning(Event.__table__.c.id),
+        {"account_id": message.account_id, "message_id": message.id, "type": event_type,
+         "body": render(event_type, now, message.as_data()), "fired_at": now, "is_test": False},
+    ).scalar_one()
+    e = Endpoint.__table__
+    subscribers = db.session.execute(
+        select(e.c.id, e.c.events).where(
+            e.c.account_id == message.account_id, e.c.enabled.is_(True), e.c.deleted_at.is_(None))
+    ).all()
+    rows = [_delivery_row(event_id, message.account_id, endpoint_id, now)
+            for endpoint_id, events in subscribers if event_type in events.split()]
+    if rows:
+        db.session.execute(insert(Delivery.__table__), rows)
+    return event_id
 
 
 def fire_test(endpoint: Endpoint, event_type: str = "sms.delivered") -> Delivery:
@@ -65,18 +62,13 @@ def fire_test(endpoint: Endpoint, event_type: str = "sms.delivered") -> Delivery
         is_test=True,
     )
     db.session.add(event)
-    return _add_delivery(event, endpoint, now)
-
-
-def _add_delivery(event: Event, endpoint: Endpoint, now) -> Delivery:
-    delivery = Delivery(
-        uid=str(uuid.uuid4()),
-        account_id=endpoint.account_id,
-        event=event,
-        endpoint_id=endpoint.id,
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
-    )
+    db.session.flush()
+    delivery = Delivery(**_delivery_row(event.id, endpoint.account_id, endpoint.id, now))
     db.session.add(delivery)
     return delivery
+
+
+def _delivery_row(event_id: int, account_id: int, endpoint_id: int, now) -> dict:
+    return {"uid": str(uuid.uuid4()), "account_id": account_id, "event_id": event_id,
+            "endpoint_id": endpoint_id, "status": "pending", "auto_attempts": 0,
+            "attempts_count": 0, "next_attempt_at": now, "created_at": now, "updated_at": now}

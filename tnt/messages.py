@@ -105,8 +105,9 @@ def record_delivery_report(message_id: int, status: str) -> Message:
     return msg
 
 
-def transition(msg: Message, status: str):
-    """Move msg to status and fire its event; refuse any move the lifecycle does not allow."""
+def transition(msg: Message, status: str) -> int:
+    """Move msg to status and fire its event (returns its id); refuse any move the lifecycle
+    does not allow."""
     event_type = TRANSITIONS.get((msg.status, status))
     if event_type is None:
         db.session.rollback()

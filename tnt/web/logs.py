@@ -58,7 +58,7 @@ def detail(attempt_id: int):
     sent = SimpleNamespace(event_type=d.event.type, uid=d.uid, secret=d.endpoint.secret,
                            body=d.event.body)
     # The headers we send (tnt.delivery builds them); the secret itself is never shown.
-    headers = engine._headers(sent)
+    headers = engine.request_headers(sent)
     try:
         response_headers = json.loads(attempt.response_headers or "{}")
     except ValueError:
