@@ -52,12 +52,27 @@ def make_app(db_url: str, redis_url: str, **extra):
     return app
 
 
-def start_workers(n: int, db_url: str, redis_url: str, env_extra=None) -> list[subprocess.Popen]:
+def start_worker(db_url: str, redis_url: str, env_extra=None, *, log_path=None,
+                 new_session: bool = False) -> subprocess.Popen:
+    """One `flask tnt worker` process, started without waiting for it to be ready.
+
+    `log_path` keeps its output (else discarded); `new_session` puts it (and the RQ scheduler it
+    forks) in its own process group, so `os.killpg` takes both down as a dying host would.
+    """
     env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, TNT_ALLOW_LOOPBACK="1",
                TNT_INSTANCE_PATH=tempfile.mkdtemp(), **(env_extra or {}))
     cmd = [sys.executable, "-m", "flask", "--app", "app", "tnt", "worker"]
-    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL) for _ in range(n)]
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                                if log_path else subprocess.DEVNULL, start_new_session=new_session)
+    finally:
+        if log_path:
+            out.close()
+
+
+def start_workers(n: int, db_url: str, redis_url: str, env_extra=None) -> list[subprocess.Popen]:
+    procs = [start_worker(db_url, redis_url, env_extra) for _ in range(n)]
     time.sleep(2.5)  # imports, Redis registration, scheduler start
     return procs
 
