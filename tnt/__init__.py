@@ -13,7 +13,7 @@ MAX_ID = 2**31 - 1  # INTEGER primary keys on PostgreSQL
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: environment config, then `test_config` overrides."""
-    from . import config
+    from . import config, security
     from .extensions import csrf, db, login_manager, migrate
 
     app = Flask(__name__, instance_path=str(config.INSTANCE),
@@ -29,6 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(config.ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
+    security.init_app(app)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from . import api, web

@@ -171,3 +171,22 @@ def api_key_revoke(key_id):
     except NotFound as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"api key {key.id} {key.name} revoked")
+
+
+@tnt_cli.command("rotate-secrets-key")
+def rotate_secrets_key():
+    """Re-encrypt every endpoint signing secret with the first key in TNT_SECRETS_KEY.
+
+    Put the new key first and keep the old ones after it, run this, then drop the old keys
+    (docs/security.md). Secrets stored before encryption existed are encrypted too.
+    """
+    from . import crypto
+
+    try:
+        count = crypto.rotate_all(db.session)
+    except crypto.SecretsKeyError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"re-encrypted {count} signing secret(s) with the first key in "
+               f"{crypto.ENV_VAR}; older keys can now be removed from it")

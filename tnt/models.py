@@ -6,6 +6,7 @@ from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .clock import utcnow
+from .crypto import EncryptedString
 from .extensions import db
 
 EVENTS = {
@@ -75,7 +76,7 @@ class Endpoint(db.Model):
     url: Mapped[str] = mapped_column(String(2048))
     description: Mapped[str] = mapped_column(String(255), default="")
     events: Mapped[str] = mapped_column(String(255))  # space-separated event names
-    secret: Mapped[str | None] = mapped_column(String(255))
+    secret: Mapped[str | None] = mapped_column(EncryptedString())  # a Fernet token at rest
     enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column()
