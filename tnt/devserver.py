@@ -33,10 +33,11 @@ def run(app_config, port: int) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        # Web, worker and receiver first (Ctrl-C has reached them already), Redis last, so the
+        # worker can finish its batch and deregister cleanly.
         for _, proc in reversed(procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for _, proc in reversed(procs):
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -56,6 +57,7 @@ def start_embedded_redis(directory) -> subprocess.Popen:
          "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", str(directory),
          "--loglevel", "warning"],
         stdout=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C in the terminal must not stop it before the worker
     )
     for _ in range(100):
         if os.path.exists(sock):
