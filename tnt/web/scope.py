@@ -3,6 +3,7 @@ from flask import abort, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from .. import MAX_ID
 from ..extensions import db
 from ..models import Account
 
@@ -19,7 +20,7 @@ def list_scope() -> int | None:
     ref = request.values.get("account", "")
     if not ref.isdigit():
         return None
-    if db.session.get(Account, int(ref)) is None:
+    if int(ref) > MAX_ID or db.session.get(Account, int(ref)) is None:
         abort(404)
     return int(ref)
 
