@@ -1,0 +1,140 @@
+"""Tenancy on every route with an id: customer bob, with account A's real ids, gets a 404 and
+changes nothing.
+
+The routes come from `app.url_map`, so a route added tomorrow is checked tomorrow: dashboard
+routes are called with bob's session (as a plain request and as htmx), /api/v1 routes with bob's
+API key, once per method the rule allows. Requests carry no body the route could reject first:
+a route must look its id up (scoped to the caller's account) before it reads the body, or it
+answers a 4xx other than 404 here and this test says so.
+"""
+import pytest
+from sqlalchemy import insert, select
+
+from tnt import apikeys, endpoints, messages
+from tnt.clock import utcnow
+from tnt.extensions import db
+from tnt.models import Attempt, Delivery, Endpoint, Event
+from web_fixtures import people, sign_in  # noqa: F401 - fixture
+
+API_PREFIX = "/api/v1/"
+IGNORED_METHODS = {"HEAD", "OPTIONS"}  # answered by Flask from the GET view / the url_map
+
+# Path arguments that are not another tenant's ids, each with the reason it needs no check.
+# Anything else in a path must be in the `ids` fixture below, or the test fails.
+NOT_TENANT_IDS = {
+    ("static", "filename"): "public CSS/JS/images, the same for everyone",
+}
+
+FORM = {"url": "http://127.0.0.1:1/bob", "events": ["sms.sent"], "description": "bob was here",
+        "secret": "whsec_bob_was_here", "event": "sms.sent", "name": "bob"}
+
+
+@pytest.fixture
+def ids(people, receiver):
+    """One of each of account A's things, by the name of the path argument that carries it."""
+    e = endpoints.create(people.a.id, receiver.url, ["sms.sent"], "Acme hook", "whsec_acme_123")
+    event = Event(account_id=people.a.id, type="sms.sent", body=b"{}")
+    d = Delivery(uid="acme-delivery", account_id=people.a.id, event=event, endpoint_id=e.id,
+                 status="failed")
+    db.session.add_all([event, d])
+    db.session.commit()
+    db.session.execute(insert(Attempt), [{
+        "delivery_id": d.id, "account_id": people.a.id, "endpoint_id": e.id,
+        "event_type": "sms.sent", "message_id": None, "mobile": "254711111111", "number": 1,
+        "trigger": "auto", "started_at": utcnow(), "duration_ms": 3, "ok": False,
+        "status_code": 500, "response_body": "acme body", "error": "HTTP 500"}])
+    db.session.commit()
+    msg = messages.send_sms(people.a.id, "0711111111", "ACME", "for alice", simulate="hold")
+    key, _raw = apikeys.create(people.a.id, "acme-billing")
+    attempt = db.session.scalars(select(Attempt)).one()
+    return {"endpoint_id": e.id, "delivery_id": d.id, "attempt_id": attempt.id,
+            "message_id": msg.id, "key_id": key.id}
+
+
+@pytest.fixture
+def bob_key(people):
+    return apikeys.create(people.b.id, "bob-key")[1]
+
+
+def snapshot() -> dict:
+    """Every row of every table (bob's own key's last-use time aside)."""
+    db.session.expire_all()
+    out = {}
+    for table in db.metadata.sorted_tables:
+        cols = [c for c in table.c if (table.name, c.name) != ("api_key", "last_used_at")]
+        out[table.name] = db.session.execute(
+            select(*cols).order_by(*table.primary_key.columns)).all()
+    db.session.rollback()
+    return out
+
+
+def id_rules(app):
+    """Every rule with a path argument, from the url_map."""
+    return sorted((r for r in app.url_map.iter_rules() if r.arguments), key=lambda r: r.rule)
+
+
+def tenancy_problems(app, people, ids, bob_key) -> tuple[list[str], int]:
+    """Call every id route as bob with A's ids; return what was not a clean 404, and how many
+    requests were made."""
+    app.config["WTF_CSRF_ENABLED"] = False
+    web, api = app.test_client(), app.test_client()
+    assert sign_in(web, people.bob.email).status_code == 302
+    bearer = {"Authorization": f"Bearer {bob_key}"}
+    adapter = app.url_map.bind("localhost")
+    problems, calls = [], 0
+    for rule in id_rules(app):
+        args = [a for a in sorted(rule.arguments) if (rule.endpoint, a) not in NOT_TENANT_IDS]
+        if not args:
+            continue
+        missing = [a for a in args if a not in ids]
+        if missing:
+            problems.append(f"{rule.rule}: no id of account A for {missing}; add one to the "
+                            "`ids` fixture (or, if it is no tenant's id, to NOT_TENANT_IDS)")
+            continue
+        for method in sorted(rule.methods - IGNORED_METHODS):
+            path = adapter.build(rule.endpoint, {a: ids[a] for a in rule.arguments},
+                                 method=method)
+            if rule.rule.startswith(API_PREFIX):
+                tries = [("API key", lambda: api.open(path, method=method, headers=bearer))]
+            else:
+                tries = [(kind, lambda h=h: web.open(path, method=method, headers=h, data=FORM))
+                         for kind, h in (("page", {}), ("htmx", {"HX-Request": "true"}))]
+            for kind, call in tries:
+                calls += 1
+                resp = call()
+                body = resp.get_data(as_text=True).lower()
+                if resp.status_code != 404:
+                    problems.append(f"{method} {rule.rule} ({kind}): {resp.status_code}, not 404")
+                elif "acme" in body or "whsec_acme" in body:
+                    problems.append(f"{method} {rule.rule} ({kind}): 404 shows account A's data")
+    return problems, calls
+
+
+def test_every_id_route_is_404_for_another_account(app, people, ids, bob_key, receiver):
+    before = snapshot()
+    problems, calls = tenancy_problems(app, people, ids, bob_key)
+    assert problems == []
+    # Every id route was reached: dashboard ones twice (page, htmx), API ones once per method.
+    assert calls >= 2 * 9 + 13, calls
+    assert snapshot() == before  # nothing of A's (or anyone's) changed
+    assert receiver.received() == []  # and nothing was sent to A's endpoint
+
+
+def test_the_check_catches_a_route_without_tenancy(app, people, ids, bob_key):
+    """The test above fails for a new id route that forgets the account, or a new kind of id."""
+
+    def leaky_endpoint_url(endpoint_id):
+        return db.session.get(Endpoint, endpoint_id).url  # no account check
+
+    def unknown_kind_of_id(invoice_id):
+        return "", 404
+
+    app.add_url_rule("/endpoints/<int:endpoint_id>/leak", "leak", leaky_endpoint_url,
+                     methods=["GET", "POST"])
+    app.add_url_rule("/api/v1/invoices/<int:invoice_id>", "invoice", unknown_kind_of_id)
+    problems, _calls = tenancy_problems(app, people, ids, bob_key)
+    assert "GET /endpoints/<int:endpoint_id>/leak (page): 200, not 404" in problems
+    assert "POST /endpoints/<int:endpoint_id>/leak (htmx): 200, not 404" in problems
+    assert any(p.startswith("/api/v1/invoices/<int:invoice_id>: no id of account A for "
+                            "['invoice_id']") for p in problems)
+    assert len(problems) == 5, problems  # the leak route's 4 calls and the unknown id: no others
