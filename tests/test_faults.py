@@ -1,0 +1,250 @@
+"""Faults: real `flask tnt worker` processes killed (SIGKILL) or stopped (SIGTERM) mid-batch,
+Redis flushed, two workers draining one backlog. Real Redis, the real database, a real receiver
+that counts every POST per delivery id. bench/chaos.py runs the same faults at scale."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from freezegun import freeze_time
+from redis import Redis
+from sqlalchemy import func, select
+
+from tnt import delivery, endpoints, queue
+from tnt.clock import utcnow
+from tnt.extensions import db
+from tnt.messages import transition
+from tnt.models import Attempt, Delivery, Message
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class CountingReceiver:
+    """Answers `status` after `delay` seconds; counts POSTs per X-TalkNTalk-Delivery."""
+
+    def __init__(self):
+        self.delay, self.status = 0.0, 200
+        self.hits = Counter()
+        self.first_hit = threading.Event()
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with outer._lock:
+                    outer.hits[self.headers["X-TalkNTalk-Delivery"]] += 1
+                outer.first_hit.set()
+                time.sleep(outer.delay)
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 512  # two workers open 64 connections at once
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def counts(self) -> Counter:
+        with self._lock:
+            return Counter(self.hits)
+
+
+@pytest.fixture
+def hooks():
+    r = CountingReceiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+@pytest.fixture
+def spawn(_schema, redis_url, tmp_path):
+    """Start real worker processes, each in its own process group (the worker and the RQ
+    scheduler it forks die together, as on a host that goes away)."""
+    procs = []
+
+    def start(name: str, **env) -> subprocess.Popen:
+        log = tmp_path / f"{name}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "app", "tnt", "worker"], cwd=ROOT,
+            env=dict(os.environ, DATABASE_URL=_schema, REDIS_URL=redis_url,
+                     TNT_ALLOW_LOOPBACK="1", TNT_INSTANCE_PATH=str(tmp_path), **env),
+            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        proc.log = log
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def fire(account_id: int, n: int) -> None:
+    """n sms.sent events through the real transition, one commit, no kick (a backlog)."""
+    for i in range(n):
+        now = utcnow()
+        msg = Message(account_id=account_id, mobile="254712345678", sender_id="FAULTS",
+                      message=f"fault {i}", network="safaricom", source="api",
+                      created_at=now, updated_at=now)
+        db.session.add(msg)
+        db.session.flush()
+        transition(msg, "sent")
+    db.session.commit()
+
+
+def deliveries() -> list[Delivery]:
+    db.session.rollback()  # a fresh snapshot: the workers write in other processes
+    db.session.expire_all()
+    return list(db.session.scalars(select(Delivery).order_by(Delivery.id)))
+
+
+def wait_until(predicate, timeout: float, what: str, procs=()):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    logs = "\n".join(p.log.read_text()[-3000:] for p in procs)
+    states = Counter((d.status, d.lease_token is not None, d.last_error) for d in deliveries())
+    raise AssertionError(f"timed out waiting for {what}; (status, leased): {states}\n{logs}")
+
+
+def all_delivered():
+    return all(d.status == "delivered" for d in deliveries())
+
+
+@pytest.fixture
+def endpoint(account, hooks):
+    return endpoints.create(account.id, hooks.url, ["sms.sent"])
+
+
+def test_sigkill_mid_batch_then_another_worker_completes_after_the_lease(
+        app, account, endpoint, hooks, spawn):
+    hooks.delay = 0.3
+    fire(account.id, 30)
+    first = spawn("killed", TNT_LEASE_SECONDS="1")
+    queue.kick()
+    wait_until(hooks.first_hit.is_set, 30, "the first POST", [first])
+    os.killpg(first.pid, signal.SIGKILL)  # mid-batch: POSTs are out, nothing recorded yet
+    first.wait()
+    at_kill = deliveries()
+    stranded = {d.uid for d in at_kill if d.lease_token is not None}
+    assert stranded, "the kill was not mid-batch"
+    assert all(d.status == "pending" for d in at_kill if d.uid in stranded)
+    sent_at_kill = set(hooks.counts())
+    assert sent_at_kill and sent_at_kill <= stranded
+
+    # The dead worker's claim holds until its (shortened) lease expires; then anyone may send.
+    wait_until(lambda: utcnow() > max(d.lease_expires_at for d in at_kill
+                                      if d.lease_expires_at), 5, "the lease to expire")
+    second = spawn("second")  # the normal 2-minute lease
+    queue.kick()
+    wait_until(all_delivered, 30, "every delivery delivered", [second])
+
+    hits = hooks.counts()
+    assert set(hits) == {d.uid for d in deliveries()}
+    duplicated = {uid for uid, n in hits.items() if n > 1}
+    assert duplicated <= sent_at_kill, "a delivery no dead worker had sent was sent twice"
+    assert all(n <= 2 for n in hits.values())
+    assert db.session.scalar(select(func.count()).select_from(Attempt)) == 30
+
+
+def test_sigterm_mid_batch_finishes_or_releases_and_leaves_nothing_leased(
+        app, account, endpoint, hooks, spawn):
+    hooks.delay = 0.3
+    fire(account.id, 40)
+    worker = spawn("stopped")
+    queue.kick()
+    wait_until(hooks.first_hit.is_set, 30, "the first POST", [worker])
+    os.killpg(worker.pid, signal.SIGTERM)  # a PaaS restart: every process in the container
+    try:
+        worker.wait(timeout=25)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the worker did not stop within 25 s of SIGTERM:\n" + worker.log.read_text())
+    rows = deliveries()
+    assert [d.uid for d in rows if d.lease_token or d.lease_expires_at] == []
+    # Everything it sent was recorded (no POST left to be repeated by the next worker) ...
+    sent = set(hooks.counts())
+    assert sent and sent == {d.uid for d in rows if d.status == "delivered"}
+    # ... and anything it had not sent is still pending for the next worker, unclaimed.
+    assert all(d.status in ("delivered", "pending") for d in rows)
+    assert all(n == 1 for n in hooks.counts().values())
+
+
+def test_flushall_mid_flow_loses_nothing(app, account, endpoint, hooks, spawn, redis_url):
+    """Redis loses the running job's queue, the kick flag and the workers' own keys; the worker
+    carries on, later kicks work, and the sweeper re-enqueues what was due."""
+    hooks.delay = 0.2
+    fire(account.id, 20)
+    worker = spawn("flushed")
+    queue.kick()
+    wait_until(hooks.first_hit.is_set, 30, "the first POST", [worker])
+    queue.enqueue("tnt.jobs.deliver_due", [d.id for d in deliveries()])  # lost by the flush
+    Redis.from_url(redis_url).flushall()
+    wait_until(lambda: sum(d.status == "delivered" for d in deliveries()) >= 1, 30,
+               "the running batch", [worker])
+    # The worker survived the flush: a new event's kick reaches it.
+    fire(account.id, 5)
+    queue.kick()
+    wait_until(all_delivered, 30, "every delivery delivered", [worker])
+    assert len(deliveries()) == 25
+    assert all(n == 1 for n in hooks.counts().values())
+
+
+def test_retries_scheduled_in_redis_survive_flushall_through_the_sweeper(
+        app, account, endpoint, hooks, redis_url, work):
+    hooks.status = 500
+    with freeze_time("2026-05-20 08:30") as clock:
+        fire(account.id, 3)
+        queue.kick()
+        work()
+        assert {d.status for d in deliveries()} == {"retrying"}
+        assert queue.queue().scheduled_job_registry.count == 1  # the 1-minute retry, in Redis
+        Redis.from_url(redis_url).flushall()  # ... gone
+        hooks.status = 200
+        clock.tick(60)
+        work()
+        assert {d.status for d in deliveries()} == {"retrying"}, "nothing left to run them"
+        clock.tick(delivery.SWEEP_GRACE.total_seconds())
+        assert delivery.sweep() == 3
+        work()
+    assert {(d.status, d.attempts_count) for d in deliveries()} == {("delivered", 2)}
+
+
+def test_two_workers_draining_one_backlog_never_send_a_delivery_twice(
+        app, account, hooks, spawn):
+    hooks.delay = 0.02
+    for i in range(4):
+        endpoints.create(account.id, f"{hooks.url}/{i}", ["sms.sent"])
+    fire(account.id, 100)  # 400 deliveries
+    workers = [spawn("a"), spawn("b")]
+    for _ in range(4):  # several jobs, so both workers claim at the same time
+        queue.enqueue("tnt.jobs.deliver_due")
+    wait_until(all_delivered, 40, "every delivery delivered", workers)
+    hits = hooks.counts()
+    assert len(hits) == 400
+    assert [uid for uid, n in hits.items() if n > 1] == []
+    assert db.session.scalar(select(func.count()).select_from(Attempt)) == 400
+    for w in workers:  # both really took part
+        assert "Job OK" in w.log.read_text(), w.log.read_text()[-2000:]
