@@ -28,8 +28,3 @@ def deliver_due(ids: list[int] | None = None) -> int:
 @_session_scoped
 def submit_message(message_id: int) -> None:
     messages.submit_message(message_id)
-
-
-@_session_scoped
-def delivery_report(message_id: int, status: str) -> None:
-    messages.record_delivery_report(message_id, status)

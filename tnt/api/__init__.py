@@ -1,5 +1,5 @@
 """The REST API under /api/v1 and the carrier's delivery-report callback."""
-import os
+
 
 def limiter_storage_uri(redis_url: str) -> str:
     """`limits` spells a Redis unix socket `redis+unix://`."""
@@ -14,9 +14,6 @@ def register(app) -> None:
 
     from ..extensions import csrf
     from . import core, dashboard, deliveries, dlr, endpoints, event_types, messages, openapi  # noqa: F401
-
-    app.config.setdefault("TNT_API_RATE_LIMIT", os.environ.get("TNT_API_RATE_LIMIT", "600/minute"))
-    app.config.setdefault("TNT_DLR_SECRET", os.environ.get("TNT_DLR_SECRET"))
 
     csrf.exempt(core.bp)  # bearer keys, not cookies
     csrf.exempt(dlr.bp)
