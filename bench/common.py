@@ -13,6 +13,13 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/tnt_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/3"
 
+# One signing-secrets key for the bench process and the workers it starts: each worker has its
+# own instance folder, where a development key would otherwise be made per process.
+if not os.environ.get("TNT_SECRETS_KEY"):
+    from cryptography.fernet import Fernet
+
+    os.environ["TNT_SECRETS_KEY"] = Fernet.generate_key().decode()
+
 
 def percentile(values, p):
     values = sorted(values)
