@@ -254,8 +254,12 @@ def app_cli(keys, app):
 # No secret in any log line -------------------------------------------------------------------
 
 def test_no_secret_in_any_log_line(app, people, receiver, work, caplog):
+    # Every logger at DEBUG: SQLAlchemy keeps its own at WARNING unless asked (and Alembic's
+    # logging config, loaded by the migration tests, pins sqlalchemy.engine there).
     caplog.set_level(logging.DEBUG)
-    # SQLAlchemy keeps its own loggers at WARNING unless asked: ask, for statements and rows.
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and logger.level not in (logging.NOTSET, logging.DEBUG):
+            caplog.set_level(logging.DEBUG, logger=name)
     caplog.set_level(logging.DEBUG, logger="sqlalchemy")
     app.config["WTF_CSRF_ENABLED"] = False
     web, api = app.test_client(), app.test_client()
@@ -336,7 +340,9 @@ def browser_page(app):
         page.problems = []
         page.on("pageerror", lambda exc: page.problems.append(f"page error: {exc}"))
         page.on("console", lambda msg: page.problems.append(msg.text)
-                if msg.type == "error" or "Content Security Policy" in msg.text else None)
+                if "Content Security Policy" in msg.text else None)
+        page.on("response", lambda resp: page.problems.append(f"{resp.status} {resp.url}")
+                if resp.status >= 400 and not resp.url.endswith("/favicon.ico") else None)
         try:
             yield page
         finally:
