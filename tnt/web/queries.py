@@ -139,6 +139,8 @@ STATUS_LOOKUP_MAX = 5000
 
 
 def _status_filter(f: LogFilters):
+    """(condition, by_delivery): the status condition, and whether to sort the few matching
+    attempts rather than walk the time index."""
     pick = select(Delivery.id).where(Delivery.status == f.status)
     if f.account_id is not None:
         pick = pick.where(Delivery.account_id == f.account_id)
@@ -147,10 +149,11 @@ def _status_filter(f: LogFilters):
     few = db.session.scalar(
         select(func.count()).select_from(pick.limit(STATUS_LOOKUP_MAX + 1).subquery())
     ) <= STATUS_LOOKUP_MAX
-    if few:  # a subquery, not thousands of bound ids: the database plans it as a semi-join
-        return Attempt.delivery_id.in_(pick.scalar_subquery()), True
-    # `|| ''` keeps the planner off the status index: walk attempts newest first instead.
-    return (Delivery.status + "") == f.status, False
+    # A subquery either way, never thousands of bound ids: with few deliveries the database
+    # fetches their attempts by delivery id; with many it walks attempts newest first and
+    # checks each against the (hashed) set. A plain join on status made SQLite scan every
+    # delivery first.
+    return Attempt.delivery_id.in_(pick.scalar_subquery()), few
 
 
 def latest_attempt_of(delivery_id: int) -> int | None:

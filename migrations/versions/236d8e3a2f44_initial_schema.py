@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: ee098d9ea1dd
+Revision ID: 236d8e3a2f44
 Revises: 
-Create Date: 2026-11-27 12:33:40.292851
+Create Date: 2026-11-27 13:14:48.112654
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'ee098d9ea1dd'
+revision = '236d8e3a2f44'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -31,7 +31,7 @@ def upgrade():
     sa.Column('url', sa.String(length=2048), nullable=False),
     sa.Column('description', sa.String(length=255), nullable=False),
     sa.Column('events', sa.String(length=255), nullable=False),
-    sa.Column('secret', sa.String(length=255), nullable=True),
+    sa.Column('secret', sa.Text(), nullable=True),  # Fernet tokens: tnt.crypto.EncryptedString
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('deleted_at', sa.DateTime(), nullable=True),
