@@ -10,6 +10,7 @@ decrypt instead of yielding a wrong secret.
 endpoint table with Core) all pass through it. Decrypted values are `Secret`s: plain strings whose
 repr hides them, so a debug log of a row (SQLAlchemy logs rows with repr) never shows one.
 """
+import functools
 import logging
 import os
 import secrets as _secrets
@@ -101,12 +102,19 @@ def encrypt(plain: str) -> str:
 
 def decrypt(token: str) -> Secret:
     try:
-        return Secret(fernet().decrypt(token.encode()).decode())
+        return Secret(_decrypt(fernet(), token))
     except InvalidToken:
         raise SecretsKeyError(
             "A signing secret cannot be decrypted with any key in TNT_SECRETS_KEY: was a key "
             "removed before `flask tnt rotate-secrets-key` re-encrypted the secrets with the new "
             "one? Put the old key back at the end of the list.") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _decrypt(keys: MultiFernet, token: str) -> str:
+    # Every delivery reads its endpoint's secret: decrypt each token once per process, not
+    # once per webhook (keyed by the key set too, so a new key list never reuses old answers).
+    return keys.decrypt(token.encode()).decode()
 
 
 def is_token(value: str) -> bool:
