@@ -150,6 +150,7 @@ def test_sigkill_mid_batch_then_another_worker_completes_after_the_lease(
     wait_until(hooks.first_hit.is_set, 30, "the first POST", [first])
     os.killpg(first.pid, signal.SIGKILL)  # mid-batch: POSTs are out, nothing recorded yet
     first.wait()
+    time.sleep(0.3)  # POSTs the dead worker had already written reach the receiver's threads
     at_kill = deliveries()
     stranded = {d.uid for d in at_kill if d.lease_token is not None}
     assert stranded, "the kill was not mid-batch"
