@@ -27,17 +27,18 @@ def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
                              name="sweeper").start()
         wait = 1.0
         while True:
-            worker = SimpleWorker([queue.queue()], connection=queue.redis())
+            worker = None
             try:
+                worker = SimpleWorker([queue.queue()], connection=queue.redis())  # talks to Redis
                 done = worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 if burst:
                     raise
                 done = False
                 log.warning("worker stopped by a Redis error: %s", exc)
-                if worker.pubsub_thread:  # its teardown could not unsubscribe
+                if worker is not None and worker.pubsub_thread:  # teardown could not unsubscribe
                     worker.pubsub_thread.stop()
-            if burst or worker._shutdown_requested_date is not None:
+            if burst or (worker is not None and worker._shutdown_requested_date is not None):
                 return done
             # RQ quits its loop when Redis goes away mid-job, and fails to start while Redis is
             # down. A PaaS restarting a crashing process backs off for minutes; deliveries would
