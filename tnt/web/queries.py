@@ -118,13 +118,7 @@ def log_rows(f: LogFilters, limit: int = PAGE) -> list:
             newest_first = (func.coalesce(Attempt.started_at, Attempt.started_at).desc(),
                             Attempt.id.desc())
     query = (
-        select(Attempt, Delivery.status, Delivery.next_attempt_at, Endpoint.url, Event.is_test,
-               User.email, Account.name)
-        .join(Delivery, Delivery.id == Attempt.delivery_id)
-        .join(Endpoint, Endpoint.id == Attempt.endpoint_id)
-        .join(Event, Event.id == Delivery.event_id)
-        .join(Account, Account.id == Attempt.account_id)
-        .outerjoin(User, User.id == Attempt.requested_by_id)
+        _log_rows()
         .where(*where)
         .order_by(*newest_first)
         .limit(limit + 1)
@@ -159,14 +153,10 @@ def _status_filter(f: LogFilters):
     return exists().where(same.id == Attempt.delivery_id, same.status == f.status), False
 
 
-def latest_attempt_of(delivery_id: int) -> int | None:
-    return db.session.scalar(select(Attempt.id).where(Attempt.delivery_id == delivery_id)
-                             .order_by(Attempt.id.desc()).limit(1))
-
-
-def log_row(attempt_id: int, account_id: int | None):
-    """One Logs row by attempt id, within account_id (None: any)."""
-    query = (
+def _log_rows():
+    """A Logs row: the attempt, its delivery's state, endpoint URL, test flag, who resent it
+    and the account."""
+    return (
         select(Attempt, Delivery.status, Delivery.next_attempt_at, Endpoint.url, Event.is_test,
                User.email, Account.name)
         .join(Delivery, Delivery.id == Attempt.delivery_id)
@@ -174,8 +164,17 @@ def log_row(attempt_id: int, account_id: int | None):
         .join(Event, Event.id == Delivery.event_id)
         .join(Account, Account.id == Attempt.account_id)
         .outerjoin(User, User.id == Attempt.requested_by_id)
-        .where(Attempt.id == attempt_id)
     )
+
+
+def latest_attempt_of(delivery_id: int) -> int | None:
+    return db.session.scalar(select(Attempt.id).where(Attempt.delivery_id == delivery_id)
+                             .order_by(Attempt.id.desc()).limit(1))
+
+
+def log_row(attempt_id: int, account_id: int | None):
+    """One Logs row by attempt id, within account_id (None: any)."""
+    query = _log_rows().where(Attempt.id == attempt_id)
     if account_id is not None:
         query = query.where(Attempt.account_id == account_id)
     return db.session.execute(query).first()
