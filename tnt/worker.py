@@ -30,6 +30,9 @@ def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
             worker = None
             try:
                 worker = SimpleWorker([queue.queue()], connection=queue.redis())  # talks to Redis
+                # An idle RQ worker retries a lost Redis with doubling waits up to 60 s, so it
+                # could sleep half a minute after Redis is back; the sweeper retries every 5 s.
+                worker.max_connection_wait_time = 5.0
                 done = worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 if burst:
