@@ -273,7 +273,7 @@ def _send_all(token, items: list[Outgoing], trigger, requested_by,
 def _record(token, items, results, trigger, requested_by) -> None:
     """Write attempts and the deliveries' new states in one transaction; schedule retries."""
     now = utcnow()
-    attempts, changes, retry_at = [], [], defaultdict(list)
+    attempts, changes, delivered, retry_at = [], [], [], defaultdict(list)
     for o in items:
         change = {"b_id": o.delivery_id, "updated_at": now, "lease_expires_at": None,
                   "lease_token": None, "auto_attempts": o.auto_attempts,
@@ -300,7 +300,8 @@ def _record(token, items, results, trigger, requested_by) -> None:
         })
         change["last_error"] = error
         if ok:
-            change.update(status="delivered", next_attempt_at=None)
+            changes.pop()  # the common case: one statement for the whole batch, below
+            delivered.append(o.delivery_id)
         elif trigger == "auto":
             change["auto_attempts"] += 1
             n = change["auto_attempts"]
@@ -310,11 +311,19 @@ def _record(token, items, results, trigger, requested_by) -> None:
                 retry_at[delay].append(o.delivery_id)
             else:
                 change.update(status="failed", next_attempt_at=None)
+    table = Delivery.__table__
+    conn = db.session.connection()
     if attempts:
-        db.session.execute(insert(Attempt), attempts)
+        conn.execute(insert(Attempt.__table__), attempts)
+    if delivered:
+        conn.execute(
+            update(table).where(table.c.id.in_(delivered), table.c.lease_token == token)
+            .values(status="delivered", next_attempt_at=None, last_error=None, updated_at=now,
+                    lease_expires_at=None, lease_token=None,
+                    attempts_count=table.c.attempts_count + 1)
+        )
     if changes:
-        table = Delivery.__table__
-        db.session.connection().execute(
+        conn.execute(
             update(table)
             .where(and_(table.c.id == bindparam("b_id"), table.c.lease_token == token))
             .values({k: bindparam(k) for k in changes[0] if k != "b_id"}),
@@ -332,7 +341,6 @@ def _reason(resp: Response) -> str:
         where = resp.headers.get("Location") or resp.headers.get("location")
         return f"HTTP {resp.status}: redirects are not followed" + (f" (to {where})" if where else "")
     return f"HTTP {resp.status}: not a 2xx response"
-
 
 
 def _transport() -> Transport:

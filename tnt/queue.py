@@ -20,10 +20,12 @@ def redis() -> Redis:
     return ext["tnt_redis"]
 
 
+# Results are not read; failures are kept a week for operators.
+JOB_OPTIONS = {"result_ttl": 0, "failure_ttl": 7 * 86400}
+
+
 def queue() -> Queue:
-    # Results are not read; keep failures a week for operators.
-    return Queue(QUEUE_NAME, connection=redis(), default_timeout=300, result_ttl=0,
-                 failure_ttl=7 * 86400)
+    return Queue(QUEUE_NAME, connection=redis(), default_timeout=300)
 
 
 def kick() -> None:
@@ -35,7 +37,7 @@ def kick() -> None:
     """
     try:
         if redis().set(KICK_KEY, 1, nx=True, ex=30):
-            queue().enqueue("tnt.jobs.deliver_due")
+            queue().enqueue("tnt.jobs.deliver_due", **JOB_OPTIONS)
     except Exception as exc:  # noqa: BLE001 - any Redis failure must not fail the caller
         log.warning("could not enqueue deliveries (the sweeper will): %s", exc)
 
@@ -45,13 +47,13 @@ def enqueue_in(seconds: float, func: str, *args) -> None:
     from datetime import timedelta
 
     try:
-        queue().enqueue_in(timedelta(seconds=seconds), func, *args)
+        queue().enqueue_in(timedelta(seconds=seconds), func, *args, **JOB_OPTIONS)
     except Exception as exc:  # noqa: BLE001
         log.warning("could not schedule %s (the sweeper will): %s", func, exc)
 
 
 def enqueue(func: str, *args) -> None:
     try:
-        queue().enqueue(func, *args)
+        queue().enqueue(func, *args, **JOB_OPTIONS)
     except Exception as exc:  # noqa: BLE001
         log.warning("could not enqueue %s (the sweeper will): %s", func, exc)
