@@ -96,7 +96,7 @@ def test_resend_to_a_disabled_endpoint_is_409(api, account, receiver, work):
 
 def test_bulk_resend_queues_matching_failures_for_the_engine(api, account, receiver, work):
     ep = endpoints.create(account.id, receiver.url, ["sms.cancelled"])
-    ep2 = endpoints.create(account.id, receiver.url + "/two", ["sms.cancelled"])
+    endpoints.create(account.id, receiver.url + "/two", ["sms.cancelled"])
     m1, m2, m3 = _cancelled(account), _cancelled(account), _cancelled(account, "0733123456")
     work()
     receiver.received()

@@ -10,7 +10,6 @@ from freezegun import freeze_time
 from sqlalchemy import select
 
 from tnt import delivery, endpoints, messages, queue
-from tnt.clock import utcnow
 from tnt.errors import Conflict
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery, Event

@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
