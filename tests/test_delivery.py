@@ -303,3 +303,27 @@ def test_a_black_holed_endpoint_does_not_hold_up_the_others(app, account, receiv
         assert d.status == "retrying" and d.lease_token is None
     finally:
         hole.close()
+
+
+def test_a_lane_starts_no_post_its_lease_could_not_cover(app, account, work, monkeypatch):
+    import socket
+    import time
+    from datetime import timedelta
+
+    monkeypatch.setattr(delivery, "PER_ENDPOINT", 1)  # one lane: the three wait in line
+    monkeypatch.setattr(delivery, "LEASE", timedelta(seconds=0.6))
+    app.config["TNT_DELIVERY_TIMEOUT"] = 0.4
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)  # accepts connections, never answers
+    try:
+        endpoints.create(account.id, f"http://127.0.0.1:{hole.getsockname()[1]}/",
+                         ["sms.cancelled"])
+        for _ in range(3):
+            fire_one(account)
+        work()
+        time.sleep(1.0)  # time for two POSTs to time out, one after the other
+        db.session.expire_all()
+        assert len(attempts()) == 1  # the next two would have outlived their lease
+    finally:
+        hole.close()

@@ -240,9 +240,14 @@ def _send_all(token, items: list[Outgoing], trigger, requested_by,
         lanes[o.endpoint_id].append(o)
     results, lock, state = {}, threading.Lock(), {"handed_over": False}
 
+    # A lane starts no POST after half the lease: one that starts later could still be under
+    # way when the lease expires and another worker sends the same delivery. What is left is
+    # sent by whoever claims it after the lease (a slow endpoint with a long queue).
+    last_start = time.monotonic() + LEASE.total_seconds() / 2
+
     def run_lane(lane: deque, endpoint_id: int):
         try:
-            while lane:
+            while lane and time.monotonic() < last_start:
                 o = lane.popleft()
                 started = utcnow()
                 response = transport.post(o.url, o.body, request_headers(o))
