@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from . import config, demo
@@ -24,13 +25,16 @@ def run(app_config, port: int) -> int:
             [*flask, "run", "--port", str(port), "--no-reload"], env=env)))
         print(f"\nTalkNTalk Webhooks on http://127.0.0.1:{port}  (Ctrl-C stops everything)\n",
               flush=True)
-        while True:
+        # Ctrl-C reaches every process of the terminal at once: note it before a child's exit
+        # (caused by the same Ctrl-C) looks like a crash.
+        stopping = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stopping.set())
+        while not stopping.wait(0.5):
             for name, proc in procs:
                 if proc.poll() is not None:
                     print(f"{name} exited with {proc.returncode}; stopping", flush=True)
                     return proc.returncode or 1
-            time.sleep(0.5)
-    except KeyboardInterrupt:
         return 0
     finally:
         # Web, worker and receiver first (Ctrl-C has reached them already), Redis last, so the
