@@ -11,7 +11,7 @@ from .clock import utcnow
 from .errors import NotFound
 from .extensions import db
 from .models import Attempt, Delivery, Endpoint, Event, Message
-from .phones import InvalidMobile, normalise_mobile
+from .phones import for_search
 
 STATUSES = ("pending", "retrying", "delivered", "failed")
 
@@ -31,11 +31,7 @@ def _filtered(query, *, status=None, endpoint_id=None, event=None, since=None, u
     if message_id is not None:
         query = query.where(Event.message_id == message_id)
     if mobile:
-        try:
-            mobile = normalise_mobile(mobile)
-        except InvalidMobile:
-            pass
-        query = query.where(Message.mobile == mobile)
+        query = query.where(Message.mobile == for_search(mobile))
     return query
 
 

@@ -13,7 +13,7 @@ from .clock import utcnow
 from .errors import Conflict, InvalidInput, NotFound
 from .extensions import db
 from .models import Message
-from .phones import InvalidMobile, network_for, normalise_mobile
+from .phones import InvalidMobile, for_search, network_for, normalise_mobile
 from .provider import SimulatedProvider, SubmitFailed
 
 TRANSITIONS = {
@@ -152,11 +152,7 @@ def search(account_id: int, *, status: str | None = None, mobile: str | None = N
     if status:
         query = query.where(Message.status == status)
     if mobile:
-        try:
-            mobile = normalise_mobile(mobile)
-        except InvalidMobile:
-            pass
-        query = query.where(Message.mobile == mobile)
+        query = query.where(Message.mobile == for_search(mobile))
     if source:
         query = query.where(Message.source == source)
     if since is not None:

@@ -31,6 +31,15 @@ def normalise_mobile(raw: str) -> str:
     return "254" + match.group(1)
 
 
+def for_search(raw: str) -> str:
+    """A number as stored, for filtering: normalised if it is valid, else as typed (so a bad
+    number simply matches nothing)."""
+    try:
+        return normalise_mobile(raw)
+    except InvalidMobile:
+        return raw
+
+
 def network_for(mobile: str) -> str:
     """The network for a normalised number, or `unknown`."""
     local = mobile[3:]
