@@ -61,6 +61,7 @@ def app(_schema, redis_url):
         "TNT_HTTPS_ONLY": False,
         "TNT_DELIVERY_TIMEOUT": 2.0,
         "TNT_SIMULATED_DLR_DELAY": 0,
+        "TNT_DRAIN_IDLE": 0.05,  # a burst worker's drain job ends soon after the work does
     })
     with app.app_context():
         _empty_tables()

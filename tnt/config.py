@@ -42,6 +42,8 @@ def from_env(env=os.environ) -> dict:
         "TNT_DELIVERY_TIMEOUT": 10.0,
         "TNT_BATCH_SIZE": int(env.get("TNT_BATCH_SIZE", "200")),
         "TNT_SEND_CONCURRENCY": int(env.get("TNT_SEND_CONCURRENCY", "64")),
+        # A drain job with nothing to do waits this long for new events before it ends.
+        "TNT_DRAIN_IDLE": float(env.get("TNT_DRAIN_IDLE", "0.5")),
         "TNT_API_RATE_LIMIT": env.get("TNT_API_RATE_LIMIT", "600/minute"),
         "TNT_DLR_SECRET": env.get("TNT_DLR_SECRET"),  # unset: carrier reports are refused
         "TNT_SIMULATED_DLR_DELAY": float(env.get("TNT_SIMULATED_DLR_DELAY", "2")),

@@ -1,9 +1,13 @@
 """The delivery engine: claim due deliveries, POST them concurrently, record every attempt.
 
-A batch is claimed with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), sent on a thread pool
-with a cap per endpoint, and its attempts and new states are written in one transaction. Failed
-automatic attempts are retried 1, 5 and 30 minutes later (RQ `enqueue_in`); the fourth failure
-marks the delivery failed. The sweeper re-enqueues anything due that Redis lost.
+A drain job claims due deliveries with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL) and
+hands them to this process's senders: one lane per endpoint, worked by at most PER_ENDPOINT
+threads, so a slow endpoint never holds up the others. The job claims again at once, without
+waiting for the POSTs; results are written by group commit (whichever sending thread finds no
+write under way writes every result that has come in, attempts and new states in one
+transaction). Failed automatic attempts are retried 1, 5 and 30 minutes later (RQ
+`enqueue_in`); the fourth failure marks the delivery failed. The sweeper re-enqueues anything
+due that Redis lost.
 """
 import json
 import logging
@@ -11,14 +15,13 @@ import os
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import current_app
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from flask import Flask, current_app
+from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
 
 from . import __version__, queue
 from .clock import utcnow
@@ -36,8 +39,9 @@ RETRY_DELAYS = (60, 300, 1800)  # after automatic failures 1, 2 and 3
 # let a second worker send a delivery that is still in flight.
 LEASE = timedelta(seconds=float(os.environ.get("TNT_LEASE_SECONDS", "120")))
 PER_ENDPOINT = 8  # concurrent requests to one endpoint from one worker process
-BATCH_WAIT = 0.5  # seconds a batch waits for its slowest POST before recording the rest
-DRAIN_SECONDS = 5  # a job drains due work this long, then hands over to a fresh job
+SETTLE_SECONDS = 0.5  # a burst worker waits this long for POSTs under way before it returns
+DRAIN_SECONDS = 2  # a drain job claims this long, then hands over to a fresh job
+POLL = 0.05  # seconds a drain job waits for an event's bell before it looks again
 SWEEP_GRACE = timedelta(seconds=5)  # due this long and unclaimed: its job was lost
 USER_AGENT = f"TalkNTalk-Webhooks/{__version__}"
 
@@ -59,25 +63,42 @@ class Outgoing:
     auto_attempts: int
     attempts_count: int
     next_attempt_at: object
+    token: str = ""  # the claim's lease token
+    claimed_at: float = 0.0  # time.monotonic() of the claim
 
 
 def deliver_due(ids: list[int] | None = None) -> int:
-    """Send due deliveries (these ids first), draining for a few seconds; return how many."""
-    started, sent = time.monotonic(), 0
-    batch = current_app.config["TNT_BATCH_SIZE"]
-    while True:
-        token, items = claim(limit=batch, ids=ids, skip_endpoints=_inflight.saturated())
+    """Claim due deliveries (these ids first) and hand them to the senders, for up to
+    DRAIN_SECONDS; after TNT_DRAIN_IDLE seconds with nothing due, stop. Return how many."""
+    senders = _senders()
+    config = current_app.config
+    batch, busy = config["TNT_BATCH_SIZE"], config["TNT_SEND_CONCURRENCY"]
+    idle_polls = max(1, round(config["TNT_DRAIN_IDLE"] / POLL))
+    started, sent, polls = time.monotonic(), 0, 0
+    while time.monotonic() - started < DRAIN_SECONDS:
+        if not senders.wait_for_room(busy, POLL):  # enough claimed to keep every thread busy
+            continue
+        freed = senders.freed
+        token, items = claim(limit=batch, ids=ids, skip_endpoints=senders.saturated())
         if ids and not items:
             ids = None
             continue
         ids = None
-        if not items:
+        if items:
+            senders.submit(items)
+            sent, polls = sent + len(items), 0
+            if len(items) == batch:
+                queue.kick()  # a backlog: an idle worker may join in
+            continue
+        # Nothing claimable. Claim again when a busy endpoint gets room or an event rings.
+        if senders.freed != freed or queue.wait_for_bell(POLL):
+            polls = 0
+            continue
+        polls += 1
+        if polls >= idle_polls:
             return sent
-        send_batch(token, items, wait=BATCH_WAIT)
-        sent += len(items)
-        if time.monotonic() - started > DRAIN_SECONDS:
-            queue.kick()  # more may be due: let a fresh job (maybe on another worker) go on
-            return sent
+    queue.kick()  # time is up and more may be due: a fresh job (maybe on another worker) goes on
+    return sent
 
 
 def claim(limit: int, ids: list[int] | None = None, *, due_only: bool = True,
@@ -105,20 +126,10 @@ def claim(limit: int, ids: list[int] | None = None, *, due_only: bool = True,
     ).scalars().all()
     items = _load(conn, claimed) if claimed else []
     db.session.commit()
+    claimed_at = time.monotonic()
+    for o in items:
+        o.token, o.claimed_at = token, claimed_at
     return token, items
-
-
-def send_batch(token: str, items: list["Outgoing"], *, trigger: str = "auto",
-               requested_by: int | None = None, wait: float | None = None) -> None:
-    """POST each claimed delivery and record the results in one transaction.
-
-    With `wait`, results that take longer than `wait` seconds (a slow endpoint) are recorded by
-    their own thread when they come, so one slow endpoint never holds up the next batch.
-    """
-    live = [o for o in items if o.active]
-    results = _send_all(token, live, trigger, requested_by, wait)
-    finished = [o for o in items if not o.active or o.delivery_id in results]
-    _record(token, finished, results, trigger, requested_by)
 
 
 def resend(delivery_id: int, *, account_id: int | None, requested_by: int | None) -> Attempt:
@@ -128,13 +139,26 @@ def resend(delivery_id: int, *, account_id: int | None, requested_by: int | None
         raise NotFound("No such delivery.")
     if not delivery.endpoint.active:
         raise Conflict("Its endpoint is disabled or deleted; enable it to resend.")
-    token, items = claim(limit=1, ids=[delivery_id], due_only=False)
+    _, items = claim(limit=1, ids=[delivery_id], due_only=False)
     if not items:
         raise Conflict("This delivery is being sent right now; try again in a moment.")
-    send_batch(token, items, trigger="manual", requested_by=requested_by)
+    (o,) = items
+    started = utcnow()
+    response = _transport().post(o.url, o.body, request_headers(o))
+    _record([(o, started, response)], trigger="manual", requested_by=requested_by)
     return db.session.scalar(
         select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.id.desc()).limit(1)
     )
+
+
+def settle(timeout: float) -> bool:
+    """Wait up to `timeout` s for this process's POSTs under way to be answered and recorded."""
+    return _senders().settle(timeout)
+
+
+def shutdown(timeout: float) -> None:
+    """Stop sending: release what was claimed but not started, wait for the rest (SIGTERM)."""
+    _senders().close(timeout)
 
 
 def sweep() -> int:
@@ -202,94 +226,194 @@ def request_headers(o) -> dict[str, str]:
     return headers
 
 
-class _InFlight:
-    """Requests under way from this process, per endpoint: the cap that keeps one slow or
-    black-holed endpoint from taking every sending thread."""
+class _Senders:
+    """This process's sending machinery, shared by its drain jobs.
 
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._count = defaultdict(int)
+    One lane (a queue) per endpoint, worked by at most PER_ENDPOINT threads of a shared pool:
+    a black-holed endpoint holds PER_ENDPOINT threads, never all of them. Results are written
+    by group commit: whichever thread finds no write under way writes everything answered so
+    far, then what came in meanwhile, until nothing is left.
+    """
 
-    def free(self, endpoint_id: int) -> int:
-        with self._lock:
-            return PER_ENDPOINT - self._count[endpoint_id]
-
-    def add(self, endpoint_id: int, n: int) -> None:
-        with self._lock:
-            self._count[endpoint_id] += n
+    def __init__(self, app: Flask):
+        self.app = app
+        self.transport = _transport()
+        self.pool = ThreadPoolExecutor(app.config["TNT_SEND_CONCURRENCY"],
+                                       thread_name_prefix="send")
+        self.cond = threading.Condition()
+        self.lanes: dict[int, deque] = defaultdict(deque)  # claimed, not started
+        self.threads = Counter()  # endpoint id -> threads working its lane
+        self.load = Counter()  # endpoint id -> claimed and not yet answered
+        self.queued = 0  # claimed, not started, over all lanes
+        self.unrecorded = 0  # claimed and neither recorded nor given up
+        self.freed = 0  # goes up when an endpoint at its cap gets room
+        self.answered: list[tuple] = []  # (Outgoing, started_at, Response | None) to record
+        self.writing = False
+        self.closing = False
 
     def saturated(self) -> list[int]:
-        with self._lock:
-            return [e for e, n in self._count.items() if n >= PER_ENDPOINT]
+        with self.cond:
+            return [e for e, n in self.load.items() if n >= PER_ENDPOINT]
 
+    def wait_for_room(self, most: int, timeout: float) -> bool:
+        """True once at most `most` claimed deliveries wait for a thread."""
+        with self.cond:
+            return self.cond.wait_for(lambda: self.queued <= most, timeout)
 
-_inflight = _InFlight()
+    def submit(self, items: list[Outgoing]) -> None:
+        starts, inactive = [], []
+        with self.cond:
+            self.unrecorded += len(items)
+            for o in items:
+                if not o.active:  # disabled or deleted since it was queued
+                    inactive.append(o)
+                    continue
+                self.lanes[o.endpoint_id].append(o)
+                self.load[o.endpoint_id] += 1
+                self.queued += 1
+            for e in {o.endpoint_id for o in items if o.active}:
+                n = min(PER_ENDPOINT - self.threads[e], len(self.lanes[e]))
+                if n > 0:
+                    self.threads[e] += n
+                    starts += [e] * n
+        for e in starts:
+            self.pool.submit(self._work_lane, e)
+        for o in inactive:
+            self._answered(o, None, None)
 
-
-def _send_all(token, items: list[Outgoing], trigger, requested_by,
-              wait: float | None) -> dict[int, tuple]:
-    """POST concurrently, at most PER_ENDPOINT at a time to one endpoint.
-
-    Returns {delivery_id: (started_at, Response)} for those done within `wait` seconds (all,
-    if `wait` is None); the rest record themselves when they finish.
-    """
-    transport, pool = _transport(), _pool()
-    app = current_app._get_current_object()
-    lanes = defaultdict(deque)
-    for o in items:
-        lanes[o.endpoint_id].append(o)
-    results, lock, state = {}, threading.Lock(), {"handed_over": False}
-
-    # A lane starts no POST after half the lease: one that starts later could still be under
-    # way when the lease expires and another worker sends the same delivery. What is left is
-    # sent by whoever claims it after the lease (a slow endpoint with a long queue).
-    last_start = time.monotonic() + LEASE.total_seconds() / 2
-
-    def run_lane(lane: deque, endpoint_id: int):
-        try:
-            while lane and time.monotonic() < last_start:
+    def _work_lane(self, endpoint_id: int) -> None:
+        # A lane starts no POST for a delivery claimed more than half a lease ago: it could
+        # still be under way when the lease expires and another worker sends it too. Such a
+        # delivery is left to its lease (a slow endpoint with a long queue).
+        stale_after = LEASE.total_seconds() / 2
+        while True:
+            with self.cond:
+                lane = self.lanes[endpoint_id]
+                if not lane or self.closing:
+                    self.threads[endpoint_id] -= 1
+                    if not self.threads[endpoint_id]:
+                        del self.threads[endpoint_id]
+                        if not lane:
+                            del self.lanes[endpoint_id]
+                    return
                 o = lane.popleft()
-                started = utcnow()
-                response = transport.post(o.url, o.body, request_headers(o))
-                with lock:
-                    if not state["handed_over"]:
-                        results[o.delivery_id] = (started, response)
-                        continue
-                with app.app_context():  # the batch was recorded without this one
-                    try:
-                        _record(token, [o], {o.delivery_id: (started, response)}, trigger,
-                                requested_by)
-                    finally:
-                        db.session.remove()
-        finally:
-            _inflight.add(endpoint_id, -1)
+                self.queued -= 1
+                self.cond.notify_all()
+            if time.monotonic() - o.claimed_at > stale_after:
+                self._forget([o])
+                continue
+            started = utcnow()
+            try:
+                response = self.transport.post(o.url, o.body, request_headers(o))
+            except Exception as exc:  # noqa: BLE001 - a bug, not the receiver: retry later
+                log.exception("sending delivery %s failed", o.delivery_id)
+                response = Response(status=None, error=f"Internal error while sending: {exc}")
+            self._answered(o, started, response)
 
-    futures = []
-    for endpoint_id, lane in lanes.items():
-        n = max(1, min(_inflight.free(endpoint_id), len(lane)))
-        _inflight.add(endpoint_id, n)
-        futures += [pool.submit(run_lane, lane, endpoint_id) for _ in range(n)]
-    futures_wait(futures, timeout=wait)
-    with lock:
-        state["handed_over"] = True
-        return dict(results)
+    def _answered(self, o: Outgoing, started, response: Response | None) -> None:
+        with self.cond:
+            if response is not None:
+                self._unload(o.endpoint_id)
+            self.answered.append((o, started, response))
+            if self.writing:
+                return
+            self.writing = True
+        while True:
+            with self.cond:
+                batch, self.answered = self.answered, []
+                if not batch:
+                    self.writing = False
+                    return
+            self._write(batch)
+            with self.cond:
+                self.unrecorded -= len(batch)
+                self.cond.notify_all()
+
+    def _write(self, batch: list[tuple]) -> None:
+        """Record a batch; while the database is away, keep trying for a quarter of the lease
+        (the answers exist only here; after that the deliveries are sent again)."""
+        wait, waited = 0.25, 0.0
+        with self.app.app_context():
+            while True:
+                try:
+                    _record(batch, trigger="auto", requested_by=None)
+                    return
+                except Exception as exc:  # noqa: BLE001 - the database is down or restarting
+                    db.session.rollback()
+                    if waited >= LEASE.total_seconds() / 4:
+                        log.error("gave up recording %d attempts: %s", len(batch), exc)
+                        return
+                    log.warning("could not record %d attempts, retrying: %s", len(batch), exc)
+                    time.sleep(wait)
+                    waited, wait = waited + wait, min(wait * 2, 5.0)
+                finally:
+                    db.session.remove()
+
+    def _unload(self, endpoint_id: int) -> None:
+        self.load[endpoint_id] -= 1
+        if self.load[endpoint_id] == PER_ENDPOINT - 1:
+            self.freed += 1
+        if not self.load[endpoint_id]:
+            del self.load[endpoint_id]
+
+    def _forget(self, items: list[Outgoing]) -> None:
+        """Claimed deliveries this process will not send (their leases decide)."""
+        with self.cond:
+            for o in items:
+                self._unload(o.endpoint_id)
+            self.unrecorded -= len(items)
+            self.cond.notify_all()
+
+    def settle(self, timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: not self.unrecorded, timeout)
+
+    def close(self, timeout: float) -> None:
+        with self.cond:
+            self.closing = True
+            left = [o for lane in self.lanes.values() for o in lane]
+            for lane in self.lanes.values():
+                lane.clear()
+            self.queued = 0
+        if left:
+            t = Delivery.__table__
+            db.session.execute(
+                update(t).where(tuple_(t.c.id, t.c.lease_token).in_(
+                    [(o.delivery_id, o.token) for o in left]))
+                .values(lease_expires_at=None, lease_token=None))
+            db.session.commit()
+            log.info("released %d claimed deliveries not yet sent", len(left))
+        self._forget(left)
+        if not self.settle(timeout):
+            log.warning("stopped with POSTs still under way; their leases will expire")
 
 
-def _record(token, items, results, trigger, requested_by) -> None:
-    """Write attempts and the deliveries' new states in one transaction; schedule retries."""
+def _senders() -> _Senders:
+    ext = current_app.extensions
+    if "tnt_senders" not in ext:
+        ext["tnt_senders"] = _Senders(current_app._get_current_object())
+    return ext["tnt_senders"]
+
+
+def _record(results: list[tuple], trigger: str, requested_by: int | None) -> None:
+    """Write attempts and the deliveries' new states in one transaction; schedule retries.
+
+    `results` holds (Outgoing, started_at, Response); a None response means the endpoint was
+    disabled or deleted before the attempt. A state is written only while the claim's lease
+    token still holds.
+    """
     now = utcnow()
     attempts, changes, delivered, retry_at = [], [], [], defaultdict(list)
-    for o in items:
-        change = {"b_id": o.delivery_id, "updated_at": now, "lease_expires_at": None,
-                  "lease_token": None, "auto_attempts": o.auto_attempts,
-                  "attempts_count": o.attempts_count, "status": o.status,
-                  "next_attempt_at": o.next_attempt_at, "last_error": None}
+    for o, started, resp in results:
+        change = {"b_id": o.delivery_id, "b_token": o.token, "updated_at": now,
+                  "lease_expires_at": None, "lease_token": None,
+                  "auto_attempts": o.auto_attempts, "attempts_count": o.attempts_count,
+                  "status": o.status, "next_attempt_at": o.next_attempt_at, "last_error": None}
         changes.append(change)
-        if o.delivery_id not in results:  # endpoint disabled or deleted since it was queued
+        if resp is None:
             change.update(status="failed", next_attempt_at=None,
                           last_error="Endpoint disabled or deleted before this attempt.")
             continue
-        started, resp = results[o.delivery_id]
         ok = resp.ok  # a 2xx whose body then timed out or broke off is a failure
         error = None if ok else _reason(resp)
         change["attempts_count"] += 1
@@ -306,7 +430,7 @@ def _record(token, items, results, trigger, requested_by) -> None:
         change["last_error"] = error
         if ok:
             changes.pop()  # the common case: one statement for the whole batch, below
-            delivered.append(o.delivery_id)
+            delivered.append((o.delivery_id, o.token))
         elif trigger == "auto":
             change["auto_attempts"] += 1
             n = change["auto_attempts"]
@@ -322,7 +446,7 @@ def _record(token, items, results, trigger, requested_by) -> None:
         conn.execute(insert(Attempt.__table__), attempts)
     if delivered:
         conn.execute(
-            update(table).where(table.c.id.in_(delivered), table.c.lease_token == token)
+            update(table).where(tuple_(table.c.id, table.c.lease_token).in_(delivered))
             .values(status="delivered", next_attempt_at=None, last_error=None, updated_at=now,
                     lease_expires_at=None, lease_token=None,
                     attempts_count=table.c.attempts_count + 1)
@@ -330,8 +454,8 @@ def _record(token, items, results, trigger, requested_by) -> None:
     if changes:
         conn.execute(
             update(table)
-            .where(and_(table.c.id == bindparam("b_id"), table.c.lease_token == token))
-            .values({k: bindparam(k) for k in changes[0] if k != "b_id"}),
+            .where(and_(table.c.id == bindparam("b_id"), table.c.lease_token == bindparam("b_token")))
+            .values({k: bindparam(k) for k in changes[0] if not k.startswith("b_")}),
             changes,
         )
     db.session.commit()
@@ -358,12 +482,3 @@ def _transport() -> Transport:
             user_agent=USER_AGENT,
         )
     return ext["tnt_transport"]
-
-
-def _pool() -> ThreadPoolExecutor:
-    ext = current_app.extensions
-    if "tnt_send_pool" not in ext:
-        ext["tnt_send_pool"] = ThreadPoolExecutor(
-            current_app.config["TNT_SEND_CONCURRENCY"], thread_name_prefix="send"
-        )
-    return ext["tnt_send_pool"]

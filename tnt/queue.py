@@ -1,5 +1,6 @@
 """Redis and RQ: transport only. The database is the truth; losing Redis loses nothing."""
 import logging
+import time
 
 from flask import current_app
 from redis import Redis
@@ -8,6 +9,7 @@ from rq import Queue
 log = logging.getLogger(__name__)
 
 KICK_KEY = "tnt:kick"
+BELL_KEY = "tnt:bell"  # rung on every kick: wakes a drain job that is waiting for work
 QUEUE_NAME = "tnt"
 
 
@@ -31,15 +33,27 @@ def queue() -> Queue:
 def kick() -> None:
     """Wake a worker for due deliveries; call after commit.
 
-    Coalesced: while one kick job waits in the queue, further kicks add nothing (the job drains
-    everything due when it runs). If Redis is down the deliveries still wait in the database and
-    the sweeper enqueues them when Redis is back.
+    Rings the bell (a drain job already running claims at once) and enqueues a drain job
+    unless one is waiting in the queue: coalesced, one Redis round trip. If Redis is down the
+    deliveries still wait in the database and the sweeper enqueues them when Redis is back.
     """
     try:
-        if redis().set(KICK_KEY, 1, nx=True, ex=30):
+        pipe = redis().pipeline(transaction=False)
+        pipe.rpush(BELL_KEY, 1).ltrim(BELL_KEY, -1, -1).expire(BELL_KEY, 60)
+        pipe.set(KICK_KEY, 1, nx=True, ex=30)
+        if pipe.execute()[-1]:
             queue().enqueue("tnt.jobs.deliver_due", **JOB_OPTIONS)
     except Exception as exc:  # noqa: BLE001 - any Redis failure must not fail the caller
         log.warning("could not enqueue deliveries (the sweeper will): %s", exc)
+
+
+def wait_for_bell(timeout: float) -> bool:
+    """Wait up to `timeout` s for a kick; True if one came. Without Redis, just wait."""
+    try:
+        return redis().blpop([BELL_KEY], timeout=timeout) is not None
+    except Exception:  # noqa: BLE001 - Redis away: the caller looks at the database again
+        time.sleep(timeout)
+        return False
 
 
 def enqueue_in(seconds: float, func: str, *args) -> None:

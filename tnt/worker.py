@@ -41,13 +41,18 @@ def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
                 log.warning("worker stopped by a Redis error: %s", exc)
                 if worker is not None and worker.pubsub_thread:  # teardown could not unsubscribe
                     worker.pubsub_thread.stop()
-            if burst or (worker is not None and worker._shutdown_requested_date is not None):
+            if burst:
+                delivery.settle(delivery.SETTLE_SECONDS)  # slower POSTs record themselves later
+                return done
+            if worker is not None and worker._shutdown_requested_date is not None:
+                delivery.shutdown(app.config["TNT_DELIVERY_TIMEOUT"] + 5)
                 return done
             # RQ quits its loop when Redis goes away mid-job, and fails to start while Redis is
             # down. A PaaS restarting a crashing process backs off for minutes; deliveries would
             # wait that long after a short Redis outage. Start a fresh worker here instead.
             log.warning("RQ worker quit without being asked to; starting again in %.0f s", wait)
             if _stopped_within(wait):
+                delivery.shutdown(app.config["TNT_DELIVERY_TIMEOUT"] + 5)
                 return done
             wait = min(wait * 2, 10.0)
 
