@@ -116,3 +116,86 @@ class RssSampler:
     def stop(self) -> float:
         self._stop.set()
         return self.peak_mb
+
+
+class CpuShare:
+    """CPU used by each part of the machine between two moments, in % of one core.
+
+    `parts` maps a name to a function returning its pids (evaluated at each moment); what no
+    part claims among this benchmark's child processes is counted as `load generator`.
+    """
+
+    def __init__(self, parts: dict):
+        self.parts = parts
+
+    def _snapshot(self) -> dict:
+        import psutil
+
+        def cpu(pid):
+            try:
+                t = psutil.Process(pid).cpu_times()
+                return t.user + t.system
+            except psutil.Error:
+                return None
+
+        taken, out = set(), {}
+        for name, pids in self.parts.items():
+            out[name] = {}
+            for pid in pids():
+                taken.add(pid)
+                out[name][pid] = cpu(pid)
+        mine = {c.pid for c in psutil.Process().children(recursive=True)} - taken
+        out["load generator"] = {pid: cpu(pid) for pid in mine}
+        out["machine"] = {0: sum(psutil.cpu_times()[:3])}  # user + nice + system
+        return out
+
+    def measure(self, start_in: float, seconds: float) -> dict:
+        """Start a thread that measures from `start_in` s from now for `seconds`; return a dict
+        filled in when it is done."""
+        result = {}
+
+        def run():
+            time.sleep(start_in)
+            a, t = self._snapshot(), time.time()
+            time.sleep(seconds)
+            b, dt = self._snapshot(), time.time() - t
+            for name, now in b.items():
+                used = sum(v - a[name][pid] for pid, v in now.items()
+                           if v is not None and a[name].get(pid) is not None)
+                result[name] = used / dt * 100
+
+        threading.Thread(target=run, daemon=True).start()
+        return result
+
+
+def postgres_pids():
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["username", "name"])
+            if p.info["username"] == "postgres" or (p.info["name"] or "").startswith("postgres")]
+
+
+def redis_pids():
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "redis-server"]
+
+
+def family(procs):
+    """pids of these processes and their children (a worker and its RQ scheduler)."""
+    import psutil
+
+    out = []
+    for proc in procs:
+        try:
+            p = psutil.Process(proc.pid)
+            out += [p.pid] + [c.pid for c in p.children(recursive=True)]
+        except psutil.Error:
+            pass
+    return out
+
+
+def cpu_line(share: dict) -> str:
+    order = ["worker", "load generator", "postgres", "receiver", "redis"]
+    parts = ", ".join(f"{name} {share[name]:.0f}%" for name in order if name in share)
+    return f"CPU, % of one core (2 cores = 200%): {parts}; whole machine {share['machine']:.0f}%"

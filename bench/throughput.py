@@ -13,7 +13,8 @@ import argparse
 import statistics
 import time
 
-from common import (DEFAULT_DB, DEFAULT_REDIS, RssSampler, fresh_database, make_app, percentile,
+from common import (DEFAULT_DB, DEFAULT_REDIS, CpuShare, RssSampler, cpu_line, family,
+                    fresh_database, make_app, percentile, postgres_pids, redis_pids,
                     start_workers, stop)
 
 import receiver as bench_receiver
@@ -40,10 +41,35 @@ def setup(app, base_url, n_endpoints):
         return account.id
 
 
-def fire(app, account_id, n, *, kick: bool, per_commit: int = 1):
-    """Fire n sms.sent events through the real transition; return [(event_id, commit_time)]."""
-    from tnt import queue
+def queued_messages(app, account_id, n) -> list[int]:
+    """n queued messages, written up front: an event is a status change of an existing one.
+    Marked `hold`, so the sweeper does not submit them to the simulated carrier meanwhile."""
+    from sqlalchemy import insert, select
+
     from tnt.clock import utcnow
+    from tnt.extensions import db
+    from tnt.models import Message
+
+    now = utcnow()
+    with app.app_context():
+        first = db.session.scalar(select(Message.id).order_by(Message.id.desc()).limit(1)) or 0
+        db.session.execute(insert(Message.__table__), [
+            {"account_id": account_id, "mobile": "254712345678", "sender_id": "BENCH",
+             "message": f"bench {i}", "network": "safaricom", "source": "api",
+             "status": "queued", "simulate": "hold", "created_at": now, "updated_at": now} for i in range(n)])
+        db.session.commit()
+        ids = db.session.scalars(select(Message.id).where(Message.id > first)
+                                 .order_by(Message.id)).all()
+        db.session.remove()
+    return ids
+
+
+def fire(app, message_ids, *, kick: bool, per_commit: int = 1):
+    """sms.sent for each message through the real transition (lock the row, change its status,
+    write the event and its deliveries, commit, kick); return [(event_id, commit_time)]."""
+    from sqlalchemy import select
+
+    from tnt import queue
     from tnt.extensions import db
     from tnt.messages import transition
     from tnt.models import Message
@@ -51,13 +77,9 @@ def fire(app, account_id, n, *, kick: bool, per_commit: int = 1):
     fired = []
     with app.app_context():
         batch = []
-        for i in range(n):
-            now = utcnow()
-            msg = Message(account_id=account_id, mobile="254712345678", sender_id="BENCH",
-                          message=f"bench {i}", network="safaricom", source="api",
-                          created_at=now, updated_at=now)
-            db.session.add(msg)
-            db.session.flush()
+        for message_id in message_ids:
+            msg = db.session.scalar(select(Message).where(Message.id == message_id)
+                                    .with_for_update())
             batch.append(transition(msg, "sent"))
             if len(batch) >= per_commit:
                 db.session.commit()
@@ -73,28 +95,29 @@ def fire(app, account_id, n, *, kick: bool, per_commit: int = 1):
 
 def _fire_steady(args):
     """In a child process (as a web process would be): fire at `rate` events/s."""
-    db_url, redis_url, account_id, rate, seconds, offset = args
+    db_url, redis_url, message_ids, rate, offset = args
     from tnt import create_app
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url})
-    fire(app, account_id, 1, kick=True)  # warm up: connections, statement caches
+    fire(app, message_ids[:1], kick=True)  # warm up: connections, statement caches
     out, interval = [], 1.0 / rate
     t_next = time.time() + offset
-    for _ in range(int(rate * seconds)):
+    for message_id in message_ids[1:]:
         time.sleep(max(0.0, t_next - time.time()))
-        out += fire(app, account_id, 1, kick=True)
+        out += fire(app, [message_id], kick=True)
         t_next += interval
     return out
 
 
-def steady(db_url, redis_url, account_id, rate, seconds, procs=4):
-    """Fire `rate` events/s for `seconds`, each committed on its own, from `procs` processes."""
+def steady(db_url, redis_url, message_ids, rate, procs=4):
+    """Fire `rate` events/s, each committed on its own, from `procs` processes, one message
+    each (plus one per process to warm up)."""
     import multiprocessing as mp
 
     start = 1.0  # let every process build its app first
     with mp.get_context("spawn").Pool(procs) as pool:
         parts = pool.map(_fire_steady, [
-            (db_url, redis_url, account_id, rate / procs, seconds, start + i / rate)
+            (db_url, redis_url, message_ids[i::procs], rate / procs, start + i / rate)
             for i in range(procs)])
     return [x for part in parts for x in part]
 
@@ -175,7 +198,7 @@ def main():
     rss = RssSampler(workers)
     try:
         # Throughput: a backlog of events, then one kick.
-        fire(app, account_id, args.events, kick=False, per_commit=100)
+        fire(app, queued_messages(app, account_id, args.events), kick=False, per_commit=100)
         total = args.events * args.endpoints
         started = time.perf_counter()
         with app.app_context():
@@ -193,7 +216,12 @@ def main():
 
         # Latency at a steady rate, fired from a few threads as web processes would.
         before = attempts_recorded(app)
-        fired = steady(db_url, args.redis_url, account_id, args.rate, args.seconds)
+        procs = 4
+        messages = queued_messages(app, account_id, args.rate * args.seconds + procs)
+        share = CpuShare({"worker": lambda: family(workers), "postgres": postgres_pids,
+                          "receiver": lambda: [recv_proc.pid], "redis": redis_pids})
+        cpu = share.measure(start_in=3, seconds=args.seconds - 2)  # the steady part
+        fired = steady(db_url, args.redis_url, messages, args.rate, procs)
         achieved = len(fired) / (max(t for _, t in fired) - min(t for _, t in fired))
         wait_for(app, before + len(fired) * args.endpoints, timeout=60)
         got = bench_receiver.received(base_url)
@@ -204,6 +232,8 @@ def main():
               f"deliveries/s) for {args.seconds} s: event committed -> POST received "
               f"p50 {percentile(latencies, 50):.0f} ms, p99 {percentile(latencies, 99):.0f} ms, "
               f"max {max(latencies):.0f} ms ({len(latencies):,} deliveries)")
+        if cpu:
+            print("  " + cpu_line(cpu))
     finally:
         peak = rss.stop()
         stop(workers)

@@ -42,6 +42,10 @@ PER_ENDPOINT = 8  # concurrent requests to one endpoint from one worker process
 SETTLE_SECONDS = 0.5  # a burst worker waits this long for POSTs under way before it returns
 DRAIN_SECONDS = 2  # a drain job claims this long, then hands over to a fresh job
 POLL = 0.05  # seconds a drain job waits for an event's bell before it looks again
+# Batching under steady traffic: claims come at most this often (unless the last one was full),
+# and a write waits this long for more answers to join it. Each costs a transaction.
+CLAIM_EVERY = 0.01
+WRITE_DELAY = 0.02
 SWEEP_GRACE = timedelta(seconds=5)  # due this long and unclaimed: its job was lost
 USER_AGENT = f"TalkNTalk-Webhooks/{__version__}"
 
@@ -74,20 +78,30 @@ def deliver_due(ids: list[int] | None = None) -> int:
     config = current_app.config
     batch, busy = config["TNT_BATCH_SIZE"], config["TNT_SEND_CONCURRENCY"]
     idle_polls = max(1, round(config["TNT_DRAIN_IDLE"] / POLL))
-    started, sent, polls = time.monotonic(), 0, 0
+    with db.engine.connect() as conn:  # one connection for the job: no checkout per claim
+        return _drain(conn, senders, ids, batch, busy, idle_polls)
+
+
+def _drain(conn, senders: "_Senders", ids, batch: int, busy: int, idle_polls: int) -> int:
+    started, sent, polls, last_claim, full = time.monotonic(), 0, 0, 0.0, False
     while time.monotonic() - started < DRAIN_SECONDS:
         if not senders.wait_for_room(busy, POLL):  # enough claimed to keep every thread busy
             continue
-        freed = senders.freed
-        token, items = claim(limit=batch, ids=ids, skip_endpoints=senders.saturated())
+        if not full:
+            time.sleep(max(0.0, last_claim + CLAIM_EVERY - time.monotonic()))
+        freed, last_claim = senders.freed, time.monotonic()
+        with conn.begin():
+            token, items = claim(limit=batch, ids=ids, skip_endpoints=senders.saturated(),
+                                 conn=conn)
         if ids and not items:
             ids = None
             continue
         ids = None
+        full = len(items) == batch
         if items:
             senders.submit(items)
             sent, polls = sent + len(items), 0
-            if len(items) == batch:
+            if full:
                 queue.kick()  # a backlog: an idle worker may join in
             continue
         # Nothing claimable. Claim again when a busy endpoint gets room or an event rings.
@@ -102,11 +116,12 @@ def deliver_due(ids: list[int] | None = None) -> int:
 
 
 def claim(limit: int, ids: list[int] | None = None, *, due_only: bool = True,
-          skip_endpoints: list[int] = ()) -> tuple[str, list["Outgoing"]]:
+          skip_endpoints: list[int] = (), conn=None) -> tuple[str, list["Outgoing"]]:
     """Lease up to `limit` due, unclaimed deliveries and load what sending them needs.
 
-    One transaction: `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite serialises writers), so
-    workers claiming at once never share a delivery. Returns (lease token, items).
+    `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite serialises writers), so workers claiming at
+    once never share a delivery. On `conn`, inside the caller's transaction; without it, on the
+    session, committed. Returns (lease token, items).
     """
     now = utcnow()
     token = str(uuid.uuid4())
@@ -119,13 +134,14 @@ def claim(limit: int, ids: list[int] | None = None, *, due_only: bool = True,
     if skip_endpoints:
         pick = pick.where(d.c.endpoint_id.not_in(skip_endpoints))
     pick = pick.limit(limit).with_for_update(skip_locked=True)
-    conn = db.session.connection()
-    claimed = conn.execute(
+    on = conn if conn is not None else db.session.connection()
+    claimed = on.execute(
         update(d).where(d.c.id.in_(pick.scalar_subquery()))
         .values(lease_expires_at=now + LEASE, lease_token=token).returning(d.c.id)
     ).scalars().all()
-    items = _load(conn, claimed) if claimed else []
-    db.session.commit()
+    items = _load(on, claimed) if claimed else []
+    if conn is None:
+        db.session.commit()
     claimed_at = time.monotonic()
     for o in items:
         o.token, o.claimed_at = token, claimed_at
@@ -145,7 +161,9 @@ def resend(delivery_id: int, *, account_id: int | None, requested_by: int | None
     (o,) = items
     started = utcnow()
     response = _transport().post(o.url, o.body, request_headers(o))
-    _record([(o, started, response)], trigger="manual", requested_by=requested_by)
+    _schedule(_record(db.session.connection(), [(o, started, response)], trigger="manual",
+                      requested_by=requested_by))
+    db.session.commit()
     return db.session.scalar(
         select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.id.desc()).limit(1)
     )
@@ -198,19 +216,17 @@ def end_pending(endpoint_id: int, reason: str) -> None:
 
 def _load(conn, ids: list[int]) -> list[Outgoing]:
     d, e, ev, m = (t.__table__ for t in (Delivery, Endpoint, Event, Message))
-    rows = conn.execute(
-        select(d.c.id, d.c.account_id, d.c.endpoint_id, e.c.url, e.c.secret, e.c.enabled,
-               e.c.deleted_at, d.c.uid, ev.c.type, ev.c.body, ev.c.message_id, m.c.mobile,
-               d.c.status, d.c.auto_attempts, d.c.attempts_count, d.c.next_attempt_at)
+    active = and_(e.c.enabled.is_(True), e.c.deleted_at.is_(None))
+    rows = conn.execute(  # in Outgoing's field order
+        select(d.c.id, d.c.account_id, d.c.endpoint_id, e.c.url, e.c.secret, active, d.c.uid,
+               ev.c.type, ev.c.body, ev.c.message_id, m.c.mobile, d.c.status,
+               d.c.auto_attempts, d.c.attempts_count, d.c.next_attempt_at)
         .join(e, e.c.id == d.c.endpoint_id)
         .join(ev, ev.c.id == d.c.event_id)
         .outerjoin(m, m.c.id == ev.c.message_id)
         .where(d.c.id.in_(ids))
     ).all()
-    return [Outgoing(r.id, r.account_id, r.endpoint_id, r.url, r.secret,
-                     r.enabled and r.deleted_at is None, r.uid, r.type, r.body, r.message_id,
-                     r.mobile, r.status, r.auto_attempts, r.attempts_count, r.next_attempt_at)
-            for r in rows]
+    return [Outgoing(*r) for r in rows]
 
 
 def request_headers(o) -> dict[str, str]:
@@ -249,6 +265,7 @@ class _Senders:
         self.freed = 0  # goes up when an endpoint at its cap gets room
         self.answered: list[tuple] = []  # (Outgoing, started_at, Response | None) to record
         self.writing = False
+        self.writer = None  # the connection results are written on (by one thread at a time)
         self.closing = False
 
     def saturated(self) -> list[int]:
@@ -318,6 +335,7 @@ class _Senders:
             if self.writing:
                 return
             self.writing = True
+        time.sleep(WRITE_DELAY)  # let the answers coming in now join this write
         while True:
             with self.cond:
                 batch, self.answered = self.answered, []
@@ -336,18 +354,22 @@ class _Senders:
         with self.app.app_context():
             while True:
                 try:
-                    _record(batch, trigger="auto", requested_by=None)
+                    if self.writer is None:
+                        self.writer = db.engine.connect()
+                    with self.writer.begin():
+                        retries = _record(self.writer, batch, trigger="auto", requested_by=None)
+                    _schedule(retries)
                     return
                 except Exception as exc:  # noqa: BLE001 - the database is down or restarting
-                    db.session.rollback()
+                    if self.writer is not None:
+                        self.writer.invalidate()
+                        self.writer = None
                     if waited >= LEASE.total_seconds() / 4:
                         log.error("gave up recording %d attempts: %s", len(batch), exc)
                         return
                     log.warning("could not record %d attempts, retrying: %s", len(batch), exc)
                     time.sleep(wait)
                     waited, wait = waited + wait, min(wait * 2, 5.0)
-                finally:
-                    db.session.remove()
 
     def _unload(self, endpoint_id: int) -> None:
         self.load[endpoint_id] -= 1
@@ -395,8 +417,10 @@ def _senders() -> _Senders:
     return ext["tnt_senders"]
 
 
-def _record(results: list[tuple], trigger: str, requested_by: int | None) -> None:
-    """Write attempts and the deliveries' new states in one transaction; schedule retries.
+def _record(conn, results: list[tuple], trigger: str,
+            requested_by: int | None) -> dict[int, list[int]]:
+    """Write attempts and the deliveries' new states on `conn`, inside the caller's transaction;
+    return the retries to schedule after commit ({delay: delivery ids}).
 
     `results` holds (Outgoing, started_at, Response); a None response means the endpoint was
     disabled or deleted before the attempt. A state is written only while the claim's lease
@@ -441,7 +465,6 @@ def _record(results: list[tuple], trigger: str, requested_by: int | None) -> Non
             else:
                 change.update(status="failed", next_attempt_at=None)
     table = Delivery.__table__
-    conn = db.session.connection()
     if attempts:
         conn.execute(insert(Attempt.__table__), attempts)
     if delivered:
@@ -458,7 +481,10 @@ def _record(results: list[tuple], trigger: str, requested_by: int | None) -> Non
             .values({k: bindparam(k) for k in changes[0] if not k.startswith("b_")}),
             changes,
         )
-    db.session.commit()
+    return retry_at
+
+
+def _schedule(retry_at: dict[int, list[int]]) -> None:
     for delay, ids in retry_at.items():
         queue.enqueue_in(delay, "tnt.jobs.deliver_due", ids)
 
