@@ -10,9 +10,10 @@ POST received latency after the first 15 s, p50 / p99 / max, for both runs.
 import argparse
 import time
 
-from common import (DEFAULT_DB, DEFAULT_REDIS, RssSampler, fresh_database, make_app, percentile,
+from common import (DEFAULT_DB, DEFAULT_REDIS, CpuShare, RssSampler, cpu_line, family,
+                    fresh_database, make_app, percentile, postgres_pids, redis_pids,
                     start_workers, stop)
-from throughput import delivery_uids, steady
+from throughput import delivery_uids, queued_messages, steady
 
 import receiver as bench_receiver
 
@@ -37,7 +38,11 @@ def run(args, black_hole: bool):
     workers = start_workers(args.workers, db_url, args.redis_url)
     rss = RssSampler(workers)
     try:
-        fired = steady(db_url, args.redis_url, account_id, args.rate, args.seconds)
+        messages = queued_messages(app, account_id, args.rate * args.seconds + 4)
+        share = CpuShare({"worker": lambda: family(workers), "postgres": postgres_pids,
+                          "receiver": lambda: [recv_proc.pid], "redis": redis_pids})
+        cpu = share.measure(start_in=WARMUP, seconds=args.seconds - WARMUP - 1)
+        fired = steady(db_url, args.redis_url, messages, args.rate)
         time.sleep(3)  # let the last healthy deliveries land
         got = bench_receiver.received(base_url)
         t0 = min(t for _, t in fired)
@@ -60,6 +65,8 @@ def run(args, black_hole: bool):
           f"after {WARMUP} s: {len(latencies):,} received, {missing} not yet; latency p50 "
           f"{percentile(latencies, 50):.0f} ms, p99 {percentile(latencies, 99):.0f} ms, "
           f"max {max(latencies, default=0):.0f} ms; worker peak RSS {peak:.0f} MB", flush=True)
+    if cpu:
+        print("  " + cpu_line(cpu), flush=True)
 
 
 def main():

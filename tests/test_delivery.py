@@ -10,6 +10,7 @@ from freezegun import freeze_time
 from sqlalchemy import select
 
 from tnt import delivery, endpoints, messages, queue
+from tnt.clock import utcnow
 from tnt.errors import Conflict
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery, Event
@@ -325,5 +326,39 @@ def test_a_lane_starts_no_post_its_lease_could_not_cover(app, account, work, mon
         time.sleep(1.0)  # time for two POSTs to time out, one after the other
         db.session.expire_all()
         assert len(attempts()) == 1  # the next two would have outlived their lease
+    finally:
+        hole.close()
+
+
+def test_a_slow_endpoints_backlog_is_put_off_not_hoarded(app, account, receiver, monkeypatch):
+    """A black-holed endpoint keeps its lanes busy; the worker holds only HOLD_PER_ENDPOINT of
+    its deliveries, gives the rest back, and once the endpoint is silent for SLOW_AFTER puts its
+    backlog off for a deadline, so claims stop scanning past it. Healthy endpoints go on."""
+    import socket
+
+    monkeypatch.setattr(delivery, "PER_ENDPOINT", 1)
+    monkeypatch.setattr(delivery, "HOLD_PER_ENDPOINT", 2)
+    monkeypatch.setattr(delivery, "SLOW_AFTER", 0.1)
+    app.config["TNT_DRAIN_IDLE"] = 0.5  # the drain job stays long enough to see it go quiet
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)  # accepts connections, never answers
+    try:
+        slow = endpoints.create(account.id, f"http://127.0.0.1:{hole.getsockname()[1]}/",
+                                ["sms.cancelled"])
+        endpoints.create(account.id, receiver.url, ["sms.cancelled"])
+        for _ in range(5):
+            fire_one(account)
+        fired_at = utcnow()
+        delivery.deliver_due()
+        assert len(receiver.received()) == 5  # the healthy endpoint got all of its five
+        db.session.expire_all()
+        backlog = db.session.scalars(select(Delivery).where(Delivery.endpoint_id == slow.id)).all()
+        held = [d for d in backlog if d.lease_token]
+        put_off = [d for d in backlog if not d.lease_token]
+        assert len(held) == 2  # one under way, one waiting in its lane
+        assert len(put_off) == 3 and all(
+            d.status == "pending" and d.next_attempt_at > fired_at + timedelta(seconds=1)
+            for d in put_off)
     finally:
         hole.close()

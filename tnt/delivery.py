@@ -39,12 +39,19 @@ RETRY_DELAYS = (60, 300, 1800)  # after automatic failures 1, 2 and 3
 # let a second worker send a delivery that is still in flight.
 LEASE = timedelta(seconds=float(os.environ.get("TNT_LEASE_SECONDS", "120")))
 PER_ENDPOINT = 8  # concurrent requests to one endpoint from one worker process
+# Claimed and unanswered, per endpoint per process: PER_ENDPOINT under way, the rest waiting.
+# More is released at once, so a slow endpoint's backlog stays in the database for later.
+HOLD_PER_ENDPOINT = 4 * PER_ENDPOINT
+# An endpoint with every lane busy and no answer for SLOW_AFTER seconds is slow (black-holed,
+# or timing out): its due deliveries are put off for the deadline, so claims stop scanning past
+# a growing backlog that cannot be sent yet.
+SLOW_AFTER = 1.0
 SETTLE_SECONDS = 0.5  # a burst worker waits this long for POSTs under way before it returns
 DRAIN_SECONDS = 2  # a drain job claims this long, then hands over to a fresh job
 POLL = 0.05  # seconds a drain job waits for an event's bell before it looks again
 # Batching under steady traffic: claims come at most this often (unless the last one was full),
 # and a write waits this long for more answers to join it. Each costs a transaction.
-CLAIM_EVERY = 0.01
+CLAIM_EVERY = 0.025
 WRITE_DELAY = 0.02
 SWEEP_GRACE = timedelta(seconds=5)  # due this long and unclaimed: its job was lost
 USER_AGENT = f"TalkNTalk-Webhooks/{__version__}"
@@ -85,14 +92,21 @@ def deliver_due(ids: list[int] | None = None) -> int:
 def _drain(conn, senders: "_Senders", ids, batch: int, busy: int, idle_polls: int) -> int:
     started, sent, polls, last_claim, full = time.monotonic(), 0, 0, 0.0, False
     while time.monotonic() - started < DRAIN_SECONDS:
-        if not senders.wait_for_room(busy, POLL):  # enough claimed to keep every thread busy
+        if not senders.wait_for_room(4 * busy, POLL):  # enough claimed to keep every thread busy
             continue
         if not full:
             time.sleep(max(0.0, last_claim + CLAIM_EVERY - time.monotonic()))
         freed, last_claim = senders.freed, time.monotonic()
+        slow = senders.newly_slow()
+        if slow:
+            with conn.begin():
+                _put_off(conn, slow, current_app.config["TNT_DELIVERY_TIMEOUT"])
         with conn.begin():
             token, items = claim(limit=batch, ids=ids, skip_endpoints=senders.saturated(),
                                  conn=conn)
+            items, excess = senders.fit(items)
+            if excess:
+                _release(conn, excess)
         if ids and not items:
             ids = None
             continue
@@ -260,22 +274,51 @@ class _Senders:
         self.lanes: dict[int, deque] = defaultdict(deque)  # claimed, not started
         self.threads = Counter()  # endpoint id -> threads working its lane
         self.load = Counter()  # endpoint id -> claimed and not yet answered
-        self.queued = 0  # claimed, not started, over all lanes
         self.unrecorded = 0  # claimed and neither recorded nor given up
         self.freed = 0  # goes up when an endpoint at its cap gets room
+        self.answered_at: dict[int, float] = {}  # endpoint id -> last answer (or first claim)
+        self.put_off_at: dict[int, float] = {}  # endpoint id -> when its backlog was put off
         self.answered: list[tuple] = []  # (Outgoing, started_at, Response | None) to record
         self.writing = False
         self.writer = None  # the connection results are written on (by one thread at a time)
         self.closing = False
 
     def saturated(self) -> list[int]:
+        """Endpoints holding all this process may hold: the next claim passes them by."""
         with self.cond:
-            return [e for e, n in self.load.items() if n >= PER_ENDPOINT]
+            return [e for e, n in self.load.items() if n >= HOLD_PER_ENDPOINT]
+
+    def newly_slow(self) -> list[int]:
+        """Slow endpoints whose backlog was not put off in the last deadline."""
+        now = time.monotonic()
+        again = now - self.app.config["TNT_DELIVERY_TIMEOUT"]
+        with self.cond:
+            slow = [e for e, n in self.load.items() if n >= PER_ENDPOINT
+                    and now - self.answered_at.get(e, now) > SLOW_AFTER
+                    and self.put_off_at.get(e, 0.0) < again]
+            for e in slow:
+                self.put_off_at[e] = now
+            return slow
 
     def wait_for_room(self, most: int, timeout: float) -> bool:
-        """True once at most `most` claimed deliveries wait for a thread."""
+        """True once at most `most` claimed deliveries are unanswered."""
         with self.cond:
-            return self.cond.wait_for(lambda: self.queued <= most, timeout)
+            return self.cond.wait_for(lambda: self.unrecorded <= most, timeout)
+
+    def fit(self, items: list[Outgoing]) -> tuple[list[Outgoing], list[Outgoing]]:
+        """Split a claim into what the endpoints' lanes may hold and the rest."""
+        keep, excess, taken = [], [], Counter()
+        with self.cond:
+            for o in items:
+                if self.load[o.endpoint_id] + taken[o.endpoint_id] < HOLD_PER_ENDPOINT:
+                    taken[o.endpoint_id] += 1
+                    keep.append(o)
+                else:
+                    excess.append(o)
+            for e in taken:
+                if not self.load[e]:
+                    del self.load[e]
+        return keep, excess
 
     def submit(self, items: list[Outgoing]) -> None:
         starts, inactive = [], []
@@ -285,9 +328,10 @@ class _Senders:
                 if not o.active:  # disabled or deleted since it was queued
                     inactive.append(o)
                     continue
+                if not self.load[o.endpoint_id]:
+                    self.answered_at[o.endpoint_id] = time.monotonic()
                 self.lanes[o.endpoint_id].append(o)
                 self.load[o.endpoint_id] += 1
-                self.queued += 1
             for e in {o.endpoint_id for o in items if o.active}:
                 n = min(PER_ENDPOINT - self.threads[e], len(self.lanes[e]))
                 if n > 0:
@@ -299,26 +343,24 @@ class _Senders:
             self._answered(o, None, None)
 
     def _work_lane(self, endpoint_id: int) -> None:
-        # A lane starts no POST for a delivery claimed more than half a lease ago: it could
-        # still be under way when the lease expires and another worker sends it too. Such a
-        # delivery is left to its lease (a slow endpoint with a long queue).
-        stale_after = LEASE.total_seconds() / 2
-        while True:
-            with self.cond:
-                lane = self.lanes[endpoint_id]
-                if not lane or self.closing:
-                    self.threads[endpoint_id] -= 1
-                    if not self.threads[endpoint_id]:
-                        del self.threads[endpoint_id]
-                        if not lane:
-                            del self.lanes[endpoint_id]
-                    return
-                o = lane.popleft()
-                self.queued -= 1
-                self.cond.notify_all()
-            if time.monotonic() - o.claimed_at > stale_after:
-                self._forget([o])
-                continue
+        """Send the next delivery of an endpoint's lane, then queue up behind the other lanes
+        for the one after (a lane that kept its thread would starve lanes waiting for one)."""
+        with self.cond:
+            lane = self.lanes[endpoint_id]
+            if not lane or self.closing:
+                self.threads[endpoint_id] -= 1
+                if not self.threads[endpoint_id]:
+                    del self.threads[endpoint_id]
+                    if not lane:
+                        del self.lanes[endpoint_id]
+                return
+            o = lane.popleft()
+        # No POST for a delivery claimed more than half a lease ago: it could still be under
+        # way when the lease expires and another worker sends it too. It is left to its lease
+        # (a slow endpoint with a long queue).
+        if time.monotonic() - o.claimed_at > LEASE.total_seconds() / 2:
+            self._forget([o])
+        else:
             started = utcnow()
             try:
                 response = self.transport.post(o.url, o.body, request_headers(o))
@@ -326,11 +368,13 @@ class _Senders:
                 log.exception("sending delivery %s failed", o.delivery_id)
                 response = Response(status=None, error=f"Internal error while sending: {exc}")
             self._answered(o, started, response)
+        self.pool.submit(self._work_lane, endpoint_id)
 
     def _answered(self, o: Outgoing, started, response: Response | None) -> None:
         with self.cond:
             if response is not None:
                 self._unload(o.endpoint_id)
+                self.answered_at[o.endpoint_id] = time.monotonic()
             self.answered.append((o, started, response))
             if self.writing:
                 return
@@ -373,10 +417,11 @@ class _Senders:
 
     def _unload(self, endpoint_id: int) -> None:
         self.load[endpoint_id] -= 1
-        if self.load[endpoint_id] == PER_ENDPOINT - 1:
+        if self.load[endpoint_id] == HOLD_PER_ENDPOINT - 1:
             self.freed += 1
         if not self.load[endpoint_id]:
             del self.load[endpoint_id]
+            self.answered_at.pop(endpoint_id, None)
 
     def _forget(self, items: list[Outgoing]) -> None:
         """Claimed deliveries this process will not send (their leases decide)."""
@@ -396,18 +441,30 @@ class _Senders:
             left = [o for lane in self.lanes.values() for o in lane]
             for lane in self.lanes.values():
                 lane.clear()
-            self.queued = 0
         if left:
-            t = Delivery.__table__
-            db.session.execute(
-                update(t).where(tuple_(t.c.id, t.c.lease_token).in_(
-                    [(o.delivery_id, o.token) for o in left]))
-                .values(lease_expires_at=None, lease_token=None))
+            _release(db.session.connection(), left)
             db.session.commit()
             log.info("released %d claimed deliveries not yet sent", len(left))
         self._forget(left)
         if not self.settle(timeout):
             log.warning("stopped with POSTs still under way; their leases will expire")
+
+
+def _release(conn, items: list[Outgoing]) -> None:
+    """Give claimed deliveries back unsent (inside the caller's transaction)."""
+    t = Delivery.__table__
+    conn.execute(update(t).where(tuple_(t.c.id, t.c.lease_token).in_(
+        [(o.delivery_id, o.token) for o in items])).values(lease_expires_at=None, lease_token=None))
+
+
+def _put_off(conn, endpoint_ids: list[int], seconds: float) -> None:
+    """Make slow endpoints' due, unclaimed deliveries due again in `seconds`."""
+    now = utcnow()
+    t = Delivery.__table__
+    conn.execute(update(t).where(
+        t.c.endpoint_id.in_(endpoint_ids), t.c.next_attempt_at <= now,
+        or_(t.c.lease_expires_at.is_(None), t.c.lease_expires_at < now),
+    ).values(next_attempt_at=now + timedelta(seconds=seconds)))
 
 
 def _senders() -> _Senders:
@@ -506,5 +563,8 @@ def _transport() -> Transport:
             allow_loopback=current_app.config["TNT_ALLOW_LOOPBACK"],
             timeout=current_app.config["TNT_DELIVERY_TIMEOUT"],
             user_agent=USER_AGENT,
+            # Every sending thread may be on one host (several endpoints on one server): a
+            # smaller pool would open and drop a connection per POST.
+            max_per_host=current_app.config["TNT_SEND_CONCURRENCY"],
         )
     return ext["tnt_transport"]
