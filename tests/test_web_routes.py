@@ -435,3 +435,26 @@ def test_unknown_pages_are_404_pages(alice):
     assert resp.status_code == 404 and resp.content_type.startswith("text/plain")
 
 
+
+
+@pytest.mark.parametrize("hops", [0, 1])
+def test_throttling_sees_the_client_behind_the_configured_number_of_proxies(app, people, hops):
+    """Behind a PaaS router every request comes from the router. With TNT_PROXY_HOPS=1 the
+    router's X-Forwarded-For names the client; with 0 the header is not trusted at all."""
+    from tnt import create_app
+
+    proxied = create_app({key: app.config[key] for key in (
+        "TESTING", "SQLALCHEMY_DATABASE_URI", "REDIS_URL", "SECRET_KEY")}
+        | {"WTF_CSRF_ENABLED": False, "TNT_PROXY_HOPS": hops})
+    router = {"REMOTE_ADDR": "10.0.0.1"}
+
+    def attempt(client_ip, password="nope-nope"):
+        return proxied.test_client().post(
+            "/login", data={"email": people.alice.email, "password": password},
+            headers={"X-Forwarded-For": client_ip}, environ_base=router)
+
+    for _ in range(4):
+        attempt("203.0.113.7")  # a stranger fails alice's email until it is locked
+    assert attempt("203.0.113.7").status_code == 429
+    # Alice, from her own address, is locked out only if the app cannot tell her apart.
+    assert attempt("198.51.100.20", PASSWORD).status_code == (429 if hops == 0 else 302)

@@ -33,6 +33,12 @@ def create_app(test_config: dict | None = None) -> Flask:
                              "keepalives_interval": 5, "keepalives_count": 3},
         }
 
+    if app.config["TNT_PROXY_HOPS"] > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TNT_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config.ROOT / "migrations"))
     csrf.init_app(app)

@@ -44,6 +44,9 @@ def from_env(env=os.environ) -> dict:
         "TNT_SEND_CONCURRENCY": int(env.get("TNT_SEND_CONCURRENCY", "64")),
         # A drain job with nothing to do waits this long for new events before it ends.
         "TNT_DRAIN_IDLE": float(env.get("TNT_DRAIN_IDLE", "0.5")),
+        # Proxies in front of the web process (a PaaS router is 1): their X-Forwarded-For and
+        # X-Forwarded-Proto are trusted, so throttling and rate limits see the client's address.
+        "TNT_PROXY_HOPS": int(env.get("TNT_PROXY_HOPS", "0")),
         "TNT_API_RATE_LIMIT": env.get("TNT_API_RATE_LIMIT", "600/minute"),
         "TNT_DLR_SECRET": env.get("TNT_DLR_SECRET"),  # unset: carrier reports are refused
         "TNT_SIMULATED_DLR_DELAY": float(env.get("TNT_SIMULATED_DLR_DELAY", "2")),
