@@ -548,3 +548,165 @@ def test_request_bodies_and_signatures_are_never_logged(receiver, transport, cap
     transport.post("http://10.0.0.1/", b"BODY-SECRET", secret)
     assert caplog.records  # logging was on, so silence below means something
     assert "BODY-SECRET" not in caplog.text and "SIGNATURE-SECRET" not in caplog.text
+
+
+# --- the HTTP/1.1 client's own framing and pooling ------------------------------------------
+
+
+def answer(raw: bytes):
+    """Keep-alive receiver that answers every request with the same raw bytes."""
+
+    def handler(conn, server):
+        reader = conn.makefile("rb")
+        while server.read_request(reader):
+            conn.sendall(raw)
+
+    return handler
+
+
+def test_chunked_body_with_extensions_and_trailers_is_joined_and_the_connection_reused(receiver, transport):
+    server = receiver(answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"))
+    first, second = (transport.post(server.url(), b"{}", {}) for _ in range(2))
+    assert (first.status, first.body, first.error) == (200, "hello world", None)
+    assert second.body == "hello world" and server.connections == 1
+
+
+def test_interim_1xx_answers_are_skipped(receiver, transport):
+    server = receiver(answer(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                             + respond(201, b"made")))
+    response = transport.post(server.url(), b"{}", {})
+    assert (response.status, response.body, response.error) == (201, "made", None)
+    assert "Link" not in response.headers
+
+
+@pytest.mark.parametrize("raw", [
+    b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",  # bytes past the response
+])
+def test_connections_that_cannot_be_trusted_again_are_not_reused(receiver, transport, raw):
+    server = receiver(answer(raw))
+    responses = [transport.post(server.url(), b"{}", {}) for _ in range(2)]
+    assert [(r.status, r.body, r.error) for r in responses] == [(200, "ok", None)] * 2
+    assert server.connections == 2
+
+
+def test_repeated_response_headers_are_joined_and_bare_lf_lines_accepted(receiver, transport):
+    server = receiver(answer(b"HTTP/1.1 200 OK\nSet-Cookie: a=1\nset-cookie: b=2\nContent-Length: 2\n\nok"))
+    response = transport.post(server.url(), b"{}", {})
+    assert (response.status, response.body) == (200, "ok")
+    assert response.headers["Set-Cookie"] == "a=1, b=2"
+
+
+@pytest.mark.parametrize("raw, error", [
+    (b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n",
+     "Response header line too long"),
+    (b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * 70_000, "Response header line too long"),  # no end yet
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok", "Invalid HTTP response"),
+    (b"HTTP/2 200\r\n\r\n", "Invalid HTTP response"),
+    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "Invalid HTTP response"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "Connection closed mid-response"),
+])
+def test_malformed_answers_fail_clearly(receiver, transport, raw, error):
+    server = receiver(answer_then_hang(raw))
+    assert_failed_in_time(transport.post(server.url(), b"{}", {}), error)
+
+
+def test_ipv6_literal_host(transport):
+    try:
+        server_sock = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    port = server_sock.getsockname()[1]
+    seen = []
+
+    def serve():
+        conn, _ = server_sock.accept()
+        with conn:
+            seen.append(conn.recv(65536))
+            conn.sendall(respond(200, b"v6"))
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        response = transport.post(f"http://[::1]:{port}/six", b"{}", {})
+    finally:
+        server_sock.close()
+    assert (response.status, response.body, response.error) == (200, "v6", None)
+    assert f"\r\nHost: [::1]:{port}\r\n".encode() in seen[0]
+
+
+def test_callers_user_agent_wins_but_host_and_length_are_ours(receiver, transport):
+    server = receiver(echo)
+    headers = {"user-agent": "mine/1", "Host": "evil.example", "Content-Length": "999"}
+    assert transport.post(server.url(), b"abc", headers).body == "abc"
+    sent = server.requests[0][1]
+    assert (sent["user-agent"], sent["host"], sent["content-length"]) == ("mine/1", f"127.0.0.1:{server.port}", "3")
+
+
+@pytest.mark.parametrize("headers", [{"X-Bad Name": "1"}, {"X-Sig": "a\nb"}, {"X-Sig": "a\rb"},
+                                     {"X-Sig": "a\x00b"}, {"X-Sig": "€"}])
+def test_unsendable_request_headers_are_refused_before_connecting(receiver, transport, headers):
+    server = receiver(echo)
+    assert transport.post(server.url(), b"{}", headers).error == "Invalid request header"
+    time.sleep(0.05)
+    assert server.connections == 0
+
+
+def test_at_most_max_per_host_idle_connections_are_kept(receiver):
+    together = threading.Barrier(4)
+
+    def answer_when_four_wait(conn, server):
+        reader = conn.makefile("rb")
+        while server.read_request(reader):
+            together.wait(timeout=5)
+            conn.sendall(respond(200, b"ok"))
+
+    server = receiver(answer_when_four_wait)
+    client = Transport(allow_loopback=True, timeout=TIMEOUT * 3, max_per_host=2)
+    try:
+        for _ in range(2):
+            with ThreadPoolExecutor(4) as pool:
+                responses = list(pool.map(lambda _: client.post(server.url(), b"{}", {}), range(4)))
+            assert all(r.ok for r in responses), [r.error for r in responses]
+    finally:
+        client.close()
+    assert server.connections == 4 + 2  # the second round reused the two kept ones
+
+
+def test_the_least_recently_used_host_is_evicted_beyond_max_hosts(receiver):
+    first, second = receiver(echo), receiver(echo)
+    client = Transport(allow_loopback=True, timeout=TIMEOUT, max_hosts=1)
+    try:
+        for server in (first, second, first):
+            assert client.post(server.url(), b"{}", {}).ok
+    finally:
+        client.close()
+    assert (first.connections, second.connections) == (2, 1)
+
+
+def test_an_idle_connection_the_server_spoke_on_is_not_reused(receiver, transport):
+    # Some servers say 408 when they close an idle keep-alive connection: that is no answer to
+    # the next request, which must go to a fresh connection.
+    def answer_then_time_out(conn, server):
+        server.read_request(conn.makefile("rb"))
+        conn.sendall(respond(200, b"first"))
+        time.sleep(0.05)
+        conn.sendall(respond(408, b"idle", ["Connection: close"]))
+
+    server = receiver(answer_then_time_out)
+    assert transport.post(server.url(), b"1", {}).body == "first"
+    time.sleep(0.15)
+    second = transport.post(server.url(), b"2", {})
+    assert (second.status, second.body, second.error) == (200, "first", None)
+    assert server.connections == 2
+
+
+def test_https_connections_are_reused(tls_receiver, localhost_cert):
+    client = Transport(allow_loopback=True, timeout=TIMEOUT, ca_certs=localhost_cert[0])
+    try:
+        bodies = [client.post(tls_receiver.url(host="localhost", scheme="https"), f"{n}".encode(), {}).body
+                  for n in range(3)]
+    finally:
+        client.close()
+    assert bodies == ["0", "1", "2"] and tls_receiver.connections == 1

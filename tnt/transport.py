@@ -6,22 +6,21 @@ time, so DNS rebinding can't sneak in), never follows redirects, holds one deadl
 over the whole exchange, and turns every network failure into a `Response` with a
 readable `error` instead of an exception.
 
-It is a small HTTP/1.1 client of its own on plain sockets (stdlib `socket` and `ssl`):
-a POST is one send and, for the usual short answer, one recv, which costs a fraction
-of the CPU urllib3 or http.client spend on the same exchange.
+It is a small HTTP/1.1 client on plain sockets: a POST is one send and, for the usual
+short answer, one recv, at a fraction of the CPU urllib3 or http.client would spend.
 
 Request bodies and headers (signatures) are never logged.
 """
 
 from __future__ import annotations
 
-import bisect
 import collections
 import functools
 import ipaddress
 import logging
 import os
 import re
+import select
 import socket
 import ssl
 import threading
@@ -34,14 +33,12 @@ from tnt.netguard import UnsafeURL, resolve_checked
 
 log = logging.getLogger(__name__)
 
-MAX_HEADERS = 100
+MAX_HEADERS = 100  # response header lines, as http.client
 MAX_HEADER_NAME = 256
 MAX_HEADER_VALUE = 4096
+_MAX_LINE = 65536  # longest response head or chunk-size line, as http.client
 _READ_CHUNK = 65536
-_MAX_LINE = 65536  # longest response status, header or chunk-size line (http.client's limit)
-_IDLE_CHECK = 1.0  # a pooled connection idle longer than this is checked before reuse (s)
-_WATCH_GRANULARITY = 0.01  # the watchdog wakes at most this often (s)
-_SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+_WATCH_GRANULARITY = 0.01  # s; the watchdog wakes at most this often
 
 
 @dataclass
@@ -61,11 +58,8 @@ class Response:
 
 
 class _Failure(Exception):
-    """A failure we name ourselves; str(e) is the reason shown to the user.
-
-    `late` failures (found while reading the answer) read "Connection closed mid-response"
-    once a status line has arrived.
-    """
+    """A failure we name ourselves: str(e) is the reason. A `late` one (a broken answer) reads
+    "Connection closed mid-response" once the status line has arrived."""
 
     def __init__(self, reason: str, late: bool = False):
         super().__init__(reason)
@@ -73,35 +67,26 @@ class _Failure(Exception):
 
 
 class _Disconnected(_Failure):
-    """The server closed the connection before sending a byte of its answer."""
+    """Closed before the first byte of an answer: on a reused connection, the keep-alive race."""
 
     def __init__(self) -> None:
         super().__init__("Connection closed without a response", late=True)
 
 
-def _invalid_url(hint: str) -> _Failure:
-    return _Failure(f"Invalid URL: {hint}")
-
-
-_BAD_HEADER = "Invalid request header"  # never echoes the header: it may be a signature
-_TOO_MANY_HEADERS = "Too many response headers (more than 100)"  # http.client's limit
-_LINE_TOO_LONG = "Response header line too long"
-_INVALID_RESPONSE = "Invalid HTTP response"
-_CLOSED_MID_RESPONSE = "Connection closed mid-response"
-
-# Failures on a reused connection before any answer: the server dropped it just as we reused it.
 _STALE = (_Disconnected, ConnectionResetError, BrokenPipeError)
-
-
-# --- the deadline ---------------------------------------------------------------------------
+_BAD_HEADER = "Invalid request header"  # never echoes the header: it may be a signature
+_TOO_MANY_HEADERS = "Too many response headers (more than 100)"
+_LINE_TOO_LONG = "Response header line too long"
+_INVALID = "Invalid HTTP response"
+_CUT = "Connection closed mid-response"
 
 
 class _Attempt:
     """One post's deadline, and the socket the watchdog shuts down when it passes.
 
-    Sockets are used in blocking mode once connected: the watchdog's shutdown is what ends a
-    wait that would outlast the deadline. A watched socket is only closed after `detach` or
-    `finish`, so the watchdog never shuts down a file descriptor that was reused meanwhile.
+    Connected sockets are blocking: the watchdog's shutdown is what ends a wait that would
+    outlast the deadline. A watched socket is closed only after `detach` or `finish`, so the
+    watchdog never shuts down a file descriptor number that was reused meanwhile.
     """
 
     __slots__ = ("deadline", "allow_loopback", "lock", "sock", "expired", "done")
@@ -124,7 +109,6 @@ class _Attempt:
                 _shutdown(sock)
 
     def detach(self) -> None:
-        """Stop watching the socket (it is about to be closed)."""
         with self.lock:
             self.sock = None
 
@@ -137,7 +121,7 @@ class _Attempt:
                 _shutdown(self.sock)
 
     def finish(self) -> bool:
-        """Stop watching. False if the deadline passed (the socket may have been shut down)."""
+        """Stop watching; False if the deadline passed (the socket may be shut down)."""
         with self.lock:
             self.done = True
             self.sock = None
@@ -145,8 +129,8 @@ class _Attempt:
 
 
 def _shutdown(sock: socket.socket) -> None:
-    # shutdown() wakes a recv/send blocked in another thread; close() would not. The plain socket
-    # method also for TLS sockets: SSLSocket.shutdown would drop its TLS state under the reader.
+    # shutdown() wakes a recv/send blocked in another thread; close() would not. The plain
+    # socket's method, also for TLS: SSLSocket.shutdown would drop the TLS state under a reader.
     try:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except OSError:
@@ -157,32 +141,30 @@ class _Watchdog:
     """One thread that expires attempts at their deadlines (per-socket timeouts reset on every
     byte, so a server trickling a byte a second would otherwise hold a worker forever).
 
-    Deadlines are taken under the lock, so with one timeout they arrive in order and a deque
-    serves as the queue; finished attempts are dropped from its head as new ones come. The
-    thread wakes at most every _WATCH_GRANULARITY, not once per POST.
+    Deadlines are taken under the lock from one fixed timeout, so they are queued in order and
+    a new one never needs to wake the thread unless it sleeps with nothing queued; finished
+    attempts are dropped from the head. It wakes about once per timeout, not once per POST.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._queue: collections.deque[_Attempt] = collections.deque()
         self._thread: threading.Thread | None = None
+        self._until: float | None = None  # when the thread wakes next; None: when notified
         self._stopped = False
 
     def start(self, timeout: float, allow_loopback: bool) -> _Attempt:
-        """A new attempt with `timeout` seconds from now, watched."""
+        """A new attempt, watched, with `timeout` seconds from now."""
         with self._cond:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="tnt-deadlines", daemon=True)
                 self._thread.start()
-            attempt = _Attempt(time.monotonic() + timeout, allow_loopback)
             queue = self._queue
-            while queue and queue[0].done:  # finished ones needn't wait for their deadlines
+            while queue and queue[0].done:
                 queue.popleft()
-            if queue and queue[-1].deadline > attempt.deadline:  # the timeout was shortened
-                bisect.insort(queue, attempt, key=lambda a: a.deadline)
-            else:
-                queue.append(attempt)
-            if queue[0] is attempt:
+            attempt = _Attempt(time.monotonic() + timeout, allow_loopback)
+            queue.append(attempt)
+            if self._until is None or attempt.deadline < self._until:
                 self._cond.notify()
         return attempt
 
@@ -192,28 +174,20 @@ class _Watchdog:
             self._cond.notify()
 
     def _run(self) -> None:
-        queue = self._queue
+        queue, due = self._queue, []
         while True:
-            with self._cond:
-                while not self._stopped:
-                    if not queue:
-                        self._cond.wait()
-                        continue
-                    delay = queue[0].deadline - time.monotonic()
-                    if delay <= 0:
-                        break
-                    self._cond.wait(max(delay, _WATCH_GRANULARITY))
-                if self._stopped:
-                    return
-                now = time.monotonic()
-                due = []
-                while queue and queue[0].deadline <= now:
-                    due.append(queue.popleft())
             for attempt in due:
                 attempt.expire()
-
-
-# --- connecting -----------------------------------------------------------------------------
+            with self._cond:
+                if self._stopped:
+                    return
+                now, due = time.monotonic(), []
+                while queue and (queue[0].done or queue[0].deadline <= now):
+                    due.append(queue.popleft())
+                if not due:
+                    self._until = queue[0].deadline if queue else None
+                    self._cond.wait(None if self._until is None else
+                                    max(self._until - now, _WATCH_GRANULARITY))
 
 
 _resolver_lock = threading.Lock()
@@ -274,150 +248,76 @@ def _connect_first(ips: list[str], port: int, attempt: _Attempt, options) -> soc
     raise error
 
 
-class _Conn:
-    """A connection (plain or TLS socket) and the pool it belongs to."""
-
-    __slots__ = ("sock", "key", "idle_since")
-
-    def __init__(self, sock: socket.socket, key: tuple):
-        self.sock = sock
-        self.key = key
-        self.idle_since = 0.0
-
-    def dropped(self) -> bool:
-        """Whether the server closed this idle connection (or sent something unasked)."""
-        try:
-            # The plain socket method, also under TLS: a peek consumes no TLS record.
-            socket.socket.recv(self.sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return False  # nothing to read: still open
-        except OSError:
-            return True
-        return True  # end of stream, or bytes nobody asked for
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-# --- the request ----------------------------------------------------------------------------
-
-
-class _Target:
-    """What a URL means to us: where to connect, and the request's first lines."""
-
-    __slots__ = ("key", "tls", "host", "port", "prefix")
-
-    def __init__(self, tls: bool, host: str, port: int, prefix: str):
-        self.key = (tls, host, port)
-        self.tls = tls
-        self.host = host  # for DNS, the TLS server name and certificate check
-        self.port = port
-        self.prefix = prefix  # request line, Host and Accept-Encoding
-
-
+# A parsed URL: where to connect, and the request's first lines (request line, Host...).
+_Target = collections.namedtuple("_Target", "key tls host port prefix")
 _PREFIX_LINES = 3
-_HOST_NAME = re.compile(r"[a-z0-9._~!$&'()*+,;=-]+").fullmatch
+_HOST = re.compile(r"[a-z0-9._~!$&'()*+,;=-]+").fullmatch
 _PORT = re.compile(r"[0-9]{1,5}").fullmatch
-_TARGET = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*").fullmatch
-_TARGET_SAFE = "!$&'()*+,;=:@/?%~"
+_PATH = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*").fullmatch
 
 
 @functools.lru_cache(maxsize=4096)
 def _target(url: str) -> _Target:
-    """Parse an http(s) URL. Userinfo and fragment are dropped; the path is percent-encoded
-    where needed; the host is lower-cased and IDNA-encoded, as urllib3 did."""
+    """Parse an http(s) URL as urllib3 did: userinfo and fragment dropped, the host
+    lower-cased and IDNA-encoded, the path percent-encoded where needed."""
     scheme = url[:8].lower()
-    if scheme.startswith("http://"):
-        tls, default_port, rest = False, 80, url[7:]
-    elif scheme.startswith("https://"):
-        tls, default_port, rest = True, 443, url[8:]
-    else:
-        raise _invalid_url("use an http:// or https:// URL")
-    rest = rest.partition("#")[0]
-    end = len(rest)
-    for mark in "/?":
-        found = rest.find(mark)
-        if 0 <= found < end:
-            end = found
-    authority, path = rest[:end].rpartition("@")[2], rest[end:]
+    if not scheme.startswith(("http://", "https://")):
+        raise _Failure("Invalid URL: use an http:// or https:// URL")
+    tls = scheme.startswith("https")
+    rest = url[8 if tls else 7:].partition("#")[0]
+    split = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    authority, path = rest[:split].rpartition("@")[2], rest[split:]
     if not authority:
-        raise _invalid_url("No host specified.")
-    bad = _invalid_url(f"'{authority}' is not a valid host or port")
-    if authority.startswith("["):  # an IPv6 literal, perhaps with a zone: [fe80::1%25eth0]
+        raise _Failure("Invalid URL: No host specified.")
+    bad = _Failure(f"Invalid URL: '{authority}' is not a valid host or port")
+    if authority.startswith("["):  # IPv6, perhaps with a zone: [fe80::1%25eth0]
         host, bracket, port_text = authority[1:].partition("]")
         host = host.lower().replace("%25", "%")
         try:
-            if not bracket or ipaddress.ip_address(host.split("%")[0]).version != 6:
+            if not bracket or ipaddress.ip_address(host.partition("%")[0]).version != 6:
                 raise bad
         except ValueError:
             raise bad from None
         host_header = f"[{host}]"
-        if port_text and not port_text.startswith(":"):
+        if port_text and port_text[0] != ":":
             raise bad
         port_text = port_text[1:]
     else:
         host, _, port_text = authority.partition(":")
         try:
-            host = host.lower() if host.isascii() else host.encode("idna").decode("ascii").lower()
+            host = host.encode("idna").decode().lower() if not host.isascii() else host.lower()
         except UnicodeError:
             raise bad from None
-        if not _HOST_NAME(host):
+        if not _HOST(host):
             raise bad
         host_header = host
-    if port_text:
-        if not _PORT(port_text) or int(port_text) > 65535:
-            raise bad
-        port = int(port_text)
-    else:
-        port = default_port
-    if port != default_port:
+    if port_text and (not _PORT(port_text) or int(port_text) > 65535):
+        raise bad
+    default = 443 if tls else 80
+    port = int(port_text) if port_text else default
+    if port != default:
         host_header = f"{host_header}:{port}"
-    if not path.startswith("/"):
-        path = "/" + path
-    if not _TARGET(path):
-        path = quote(path, safe=_TARGET_SAFE)
+    path = path if path.startswith("/") else "/" + path
+    if not _PATH(path):
+        path = quote(path, safe="!$&'()*+,;=:@/?%~")
     prefix = f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\nAccept-Encoding: identity\r\n"
-    return _Target(tls, host, port, prefix)
+    return _Target((tls, host, port), tls, host, port, prefix)
 
 
-# Request header names, once checked: 0 = the caller's to send, 1 = User-Agent, 2 = ours
-# (Host, Content-Length, Transfer-Encoding, Accept-Encoding are always set by us).
+# Request header names once checked: 0 = the caller's, 1 = User-Agent, 2 = always ours.
 _NAMES: dict[str, int] = {}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+").fullmatch
-_OURS = {"host", "content-length", "transfer-encoding", "accept-encoding"}
-
-
-def _name_kind(name) -> int:
-    if not isinstance(name, str) or not _TOKEN(name):
-        raise _Failure(_BAD_HEADER)
-    lower = name.lower()
-    kind = 1 if lower == "user-agent" else 2 if lower in _OURS else 0
-    if len(_NAMES) < 1000:
-        _NAMES[name] = kind
-    return kind
-
-
-def _header_text(value) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    if isinstance(value, int):
-        return str(value)
-    raise _Failure(_BAD_HEADER)
-
-
-# --- the response ---------------------------------------------------------------------------
+_OURS = {"host": 2, "content-length": 2, "transfer-encoding": 2, "accept-encoding": 2, "user-agent": 1}
 
 
 _HEAD_END = re.compile(rb"\n\r?\n")
+_STATUS_LINE = re.compile(r"HTTP/1\.(\S*)\s+([1-9][0-9][0-9])(\s.*)?").fullmatch  # 1: minor version
 _DIGITS = re.compile(r"[0-9]+").fullmatch
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}").fullmatch
 
 
 class _Reader:
-    """Reads one response from a socket. Bytes read past the response are kept in `buf`;
-    a connection with any left over is not reused."""
+    """Reads one response from a socket. Bytes read past it remain in buf[pos:]."""
 
     __slots__ = ("recv", "buf", "pos", "status", "headers", "keep_alive", "length", "chunked", "parts")
 
@@ -427,119 +327,116 @@ class _Reader:
         self.pos = 0
         self.status: int | None = None
         self.headers: dict[str, str] = {}
-        self.keep_alive = False
-        self.length: int | None = None  # None: until the connection closes
-        self.chunked = False
-        self.parts: list[bytes] = []  # the body read so far, for a failure mid-body
+        self.keep_alive = self.chunked = False
+        self.length: int | None = None  # None: the body ends when the connection does
+        self.parts: list[bytes] = []  # body read so far, for a failure mid-body
 
     def read_head(self) -> None:
-        """Read the status line and headers, skipping 1xx interim answers; sets `status` last."""
-        while True:
-            status, http_10, headers, names = _parse_head(self._head())
-            if status >= 200:
-                break
+        """Status line and headers, skipping 1xx interim answers; sets `status` last. Repeated
+        names are joined with ", " under their first spelling; lines that aren't headers are
+        skipped; names and values are capped."""
+        status = 0
+        while status < 200:
+            buf, start = self.buf[self.pos:], 0
+            while (end := _HEAD_END.search(buf, start)) is None:
+                if buf.count(b"\n") > MAX_HEADERS + 1:  # the status line and 101 header lines
+                    raise _Failure(_TOO_MANY_HEADERS)
+                if len(buf) - buf.rfind(b"\n") > _MAX_LINE:
+                    raise _Failure(_LINE_TOO_LONG)
+                data = self.recv(_READ_CHUNK)
+                if not data:
+                    raise _Failure(_CUT, late=True) if buf else _Disconnected()
+                start = max(len(buf) - 2, 0)  # a blank line may straddle the old end
+                buf += data
+            self.buf, self.pos = buf, end.end()
+            head = buf[:end.start()]
+            if head.count(b"\n") > MAX_HEADERS:
+                raise _Failure(_TOO_MANY_HEADERS)
+            if len(head) >= _MAX_LINE and max(map(len, head.split(b"\n"))) >= _MAX_LINE:
+                raise _Failure(_LINE_TOO_LONG)
+            lines = head.decode("latin-1").split("\n")
+            if not (status_line := _STATUS_LINE(lines[0])):
+                raise _Failure(_INVALID, late=True)
+            status = int(status_line[2])
+        headers: dict[str, str] = {}
+        names: dict[str, str] = {}  # lower-case name -> name
+        name = None
+        for line in lines[1:]:
+            if line[:1] in (" ", "\t"):  # an obsolete folded continuation
+                if name is not None:
+                    headers[name] = (headers[name] + " " + line.strip())[:MAX_HEADER_VALUE]
+                continue
+            key, colon, value = line.partition(":")
+            key = key.strip()[:MAX_HEADER_NAME]
+            if colon and key:
+                name = names.get(lower := key.lower())
+                if name is None:
+                    names[lower] = name = key
+                    headers[key] = value.strip()[:MAX_HEADER_VALUE]
+                else:
+                    headers[name] = (headers[name] + ", " + value.strip())[:MAX_HEADER_VALUE]
         connection = names.get("connection")
-        self.keep_alive = not http_10 and not (connection and "close" in headers[connection].lower())
-        encoding = names.get("transfer-encoding")
-        length = names.get("content-length")
+        self.keep_alive = status_line[1] != "0" and not (
+            connection and "close" in headers[connection].lower())
+        encoding, length = names.get("transfer-encoding"), names.get("content-length")
         if status in (204, 304):
             self.length = 0
         elif encoding:
             self.chunked = headers[encoding].lower().rstrip(" \t").endswith("chunked")
         elif length:
-            values = {v.strip(" \t") for v in headers[length].split(",")}
-            if len(values) != 1 or not _DIGITS(text := values.pop()):
-                raise _Failure(_INVALID_RESPONSE, late=True)
+            if not _DIGITS(text := headers[length]):  # repeated: "5, 5" is fine, "5, 6" not
+                values = {v.strip(" \t") for v in text.split(",")}
+                if len(values) != 1 or not _DIGITS(text := values.pop()):
+                    raise _Failure(_INVALID, late=True)
             self.length = int(text)
         if self.length is None and not self.chunked:
-            self.keep_alive = False  # the body ends when the connection does
-        self.headers = headers
-        self.status = status
-
-    def _head(self) -> bytes:
-        """The next response head's bytes, up to its blank line; limits checked as they arrive."""
-        buf, pos = self.buf, self.pos
-        start = counted = pos
-        newlines = 0
-        while True:
-            end = _HEAD_END.search(buf, start)
-            if end is not None:
-                self.pos = end.end()
-                return buf[pos:end.start()]
-            newlines += buf.count(b"\n", counted)
-            counted = len(buf)
-            if newlines > MAX_HEADERS + 1:  # the status line and more than 100 header lines
-                raise _Failure(_TOO_MANY_HEADERS)
-            if len(buf) - max(buf.rfind(b"\n", pos) + 1, pos) >= _MAX_LINE:
-                raise _Failure(_LINE_TOO_LONG)
-            data = self.recv(_READ_CHUNK)
-            if not data:
-                if len(buf) > pos:
-                    raise _Failure(_CLOSED_MID_RESPONSE, late=True)
-                raise _Disconnected()
-            start = max(len(buf) - 2, pos)  # a blank line may straddle the old end
-            buf = self.buf = buf + data
+            self.keep_alive = False
+        self.headers, self.status = headers, status
 
     def read_body(self, max_body: int) -> tuple[bytes, bool]:
-        """The body, at most max_body bytes of it, and whether there was more."""
+        """At most max_body bytes of the body, and whether there was more."""
         if self.chunked:
             return self._chunked(max_body)
-        buf, pos, length = self.buf, self.pos, self.length
-        if length is None:  # until the connection closes
-            parts, got = self.parts, len(buf) - pos
-            parts.append(buf[pos:])
-            while got <= max_body:
-                data = self.recv(_READ_CHUNK)
-                if not data:
-                    break
-                parts.append(data)
-                got += len(data)
-            self.buf, self.pos = b"", 0
-            body = b"".join(parts)
-            return (body[:max_body], True) if got > max_body else (body, False)
-        truncated = length > max_body
-        if truncated:
+        if self.length is None:
+            self.keep_alive = False
+            data = self._take(max_body + 1, eof_ok=True)
+            return data[:max_body], len(data) > max_body
+        if self.length > max_body:
             self.keep_alive = False  # the rest is never read
-            length = max_body
-        if len(buf) - pos >= length:  # usually all there with the head
-            self.pos = pos + length
-            return buf[pos:self.pos], truncated
-        return self._exactly(length), truncated
+            return self._take(max_body), True
+        return self._take(self.length), False
 
-    def leftover(self) -> bool:
-        return len(self.buf) > self.pos
-
-    def _exactly(self, n: int) -> bytes:
+    def _take(self, n: int, eof_ok: bool = False) -> bytes:
+        """The next n bytes; fewer only if eof_ok and the connection closes first."""
         buf, pos = self.buf, self.pos
-        if len(buf) - pos >= n:
+        if len(buf) - pos >= n:  # usually all there with the head
             self.pos = pos + n
-            return buf[pos:self.pos]
-        parts = self.parts
-        start = len(parts)
+            return buf[pos:pos + n]
+        mark, parts = len(self.parts), self.parts
         parts.append(buf[pos:])
         got = len(buf) - pos
         self.buf, self.pos = b"", 0
         while got < n:
             data = self.recv(min(_READ_CHUNK, n - got))
             if not data:
-                raise _Failure(_CLOSED_MID_RESPONSE, late=True)
+                if eof_ok:
+                    break
+                raise _Failure(_CUT, late=True)
             parts.append(data)
             got += len(data)
-        data = b"".join(parts[start:])
-        del parts[start:]
+        data = b"".join(parts[mark:])
+        del parts[mark:]
         return data
 
     def _line(self) -> bytes:
         buf, pos = self.buf, self.pos
-        end = buf.find(b"\n", pos)
-        while end < 0:
-            if len(buf) - pos > _MAX_LINE:
+        while (end := buf.find(b"\n", pos)) < 0:
+            if len(buf) - pos >= _MAX_LINE:
                 raise _Failure(_LINE_TOO_LONG)
             data = self.recv(_READ_CHUNK)
             if not data:
-                raise _Failure(_CLOSED_MID_RESPONSE, late=True)
+                raise _Failure(_CUT, late=True)
             buf, pos = buf[pos:] + data, 0
-            end = buf.find(b"\n")
         if end - pos >= _MAX_LINE:
             raise _Failure(_LINE_TOO_LONG)
         self.buf, self.pos = buf, end + 1
@@ -547,61 +444,24 @@ class _Reader:
 
     def _chunked(self, max_body: int) -> tuple[bytes, bool]:
         parts, got = self.parts, 0
-        while True:
-            size = self._line().partition(b";")[0].strip(b" \t")
+        while size := self._line().partition(b";")[0].strip(b" \t"):
             if not _HEX(size):
-                raise _Failure(_INVALID_RESPONSE, late=True)
+                break
             size = int(size, 16)
             if size == 0:
-                for _ in range(MAX_HEADERS + 1):  # trailers, ignored
+                for _ in range(MAX_HEADERS + 1):  # trailer lines, ignored
                     if not self._line():
                         return b"".join(parts), False
                 raise _Failure(_TOO_MANY_HEADERS)
             take = min(size, max_body + 1 - got)
-            parts.append(self._exactly(take))
+            parts.append(self._take(take))
             got += take
             if got > max_body:
                 self.keep_alive = False
                 return b"".join(parts)[:max_body], True
-            if self._line():
-                raise _Failure(_INVALID_RESPONSE, late=True)
-
-
-def _parse_head(head: bytes) -> tuple[int, bool, dict[str, str], dict[str, str]]:
-    """Status, whether HTTP/1.0, headers (repeated names joined with ", ", first spelling kept)
-    and {lower-case name: that spelling}. Lines that aren't headers are ignored."""
-    if head.count(b"\n") > MAX_HEADERS:
-        raise _Failure(_TOO_MANY_HEADERS)
-    if len(head) >= _MAX_LINE and max(map(len, head.split(b"\n"))) >= _MAX_LINE:
-        raise _Failure(_LINE_TOO_LONG)
-    lines = head.decode("latin-1").split("\n")
-    parts = lines[0].split(None, 2)
-    if (len(parts) < 2 or not parts[0].startswith("HTTP/1.") or len(parts[1]) != 3
-            or not parts[1].isascii() or not parts[1].isdigit() or parts[1][0] == "0"):
-        raise _Failure(_INVALID_RESPONSE, late=True)
-    headers: dict[str, str] = {}
-    names: dict[str, str] = {}
-    name = None
-    for line in lines[1:]:
-        if line[:1] in (" ", "\t"):  # an obsolete folded continuation
-            if name is not None:
-                headers[name] += " " + line.strip()
-            continue
-        key, colon, value = line.partition(":")
-        key = key.strip()
-        if not colon or not key:
-            continue
-        value = value.strip()
-        name = names.get(lower := key.lower())
-        if name is None:
-            names[lower] = name = key
-            headers[key] = value
-        else:
-            headers[name] += ", " + value
-    return int(parts[1]), parts[0] == "HTTP/1.0", headers, names
-
-
-# --- the client -----------------------------------------------------------------------------
+            if self._line():  # the CRLF after the chunk's data
+                break
+        raise _Failure(_INVALID, late=True)
 
 
 class Transport:
@@ -631,8 +491,8 @@ class Transport:
     def _start(self) -> None:
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        # (tls, host, port) -> idle connections, least recently used host first.
-        self._idle: collections.OrderedDict[tuple, list[_Conn]] = collections.OrderedDict()
+        # (tls, host, port) -> idle connections, the least recently used host first.
+        self._idle: collections.OrderedDict[tuple, list[socket.socket]] = collections.OrderedDict()
         self._watchdog = _Watchdog()
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
@@ -642,24 +502,25 @@ class Transport:
             # sockets must not be shared. Start afresh without touching the parent's state.
             self._start()
         attempt = self._watchdog.start(self.timeout, self.allow_loopback)
-        started = attempt.deadline - self.timeout
-        conn = reader = None
-        data = b""
-        truncated = False
-        error = None
+        sock = reader = None
+        data, truncated, error = b"", False, None
         try:
             target = _target(url)
             request = self._request(target, body, headers)
-            conn = self._checkout(target.key)
+            sock = self._checkout(target.key)
             while True:
-                fresh = conn is None
+                fresh = sock is None
                 if fresh:
-                    conn = self._connect(target, attempt)
+                    sock = self._connect(target, attempt)
                 else:
-                    attempt.attach(conn.sock)
-                reader = _Reader(conn.sock)
+                    attempt.attach(sock)
+                reader = _Reader(sock)
                 try:
-                    _send(conn.sock, request)
+                    try:
+                        for part in request:
+                            sock.sendall(part)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # it may have answered and closed without reading all: read that
                     reader.read_head()
                     break
                 except _STALE:
@@ -669,11 +530,10 @@ class Transport:
                     if fresh or attempt.expired:
                         raise
                     attempt.detach()
-                    conn.close()
-                    conn = None
+                    sock.close()
+                    sock = None
             data, truncated = reader.read_body(self.max_body)
-            # The watchdog's shutdown looks like the end of a body without a length.
-            if attempt.expired:
+            if attempt.expired:  # its shutdown looks like the end of a body without a length
                 error = self._timed_out()
         except Exception as exc:  # noqa: BLE001 - every failure becomes a Response
             got_status = reader is not None and reader.status is not None
@@ -682,18 +542,18 @@ class Transport:
                 data = b"".join(reader.parts)
         finally:
             intact = attempt.finish()
-            finished = time.monotonic()
-            if conn is not None:
-                if intact and error is None and reader.keep_alive and not reader.leftover():
-                    self._checkin(conn, finished)
+            now = time.monotonic()
+            if sock is not None:
+                if intact and error is None and reader.keep_alive and len(reader.buf) == reader.pos:
+                    self._checkin(target.key, sock)
                 else:
-                    conn.close()  # unread bytes would poison the next request on this connection
+                    sock.close()  # unread bytes would poison the next request on it
         return Response(
-            status=reader.status if reader is not None else None,
-            headers=_capped_headers(reader.headers) if reader is not None else {},
+            status=reader.status if reader else None,
+            headers=reader.headers if reader else {},
             body=data[: self.max_body].decode("utf-8", errors="replace"),
             error=error,
-            duration_ms=int((finished - started) * 1000),
+            duration_ms=int((now - attempt.deadline + self.timeout) * 1000),
             truncated=truncated,
         )
 
@@ -702,30 +562,32 @@ class Transport:
         with self._lock:
             pools = list(self._idle.values())
             self._idle.clear()
-        for conns in pools:
-            for conn in conns:
-                conn.close()
+        for idle in pools:
+            for sock in idle:
+                sock.close()
         self._watchdog.stop()
 
-    def _request(self, target: _Target, body: bytes, headers: dict[str, str]) -> bytes:
-        """The request's head and body as bytes to send. Refuses header names that aren't
-        tokens and values with CR, LF or NUL (header injection) before anything is sent."""
+    def _request(self, target: _Target, body: bytes, headers: dict[str, str]) -> tuple[bytes, ...]:
+        """The bytes to send. Names must be tokens, and no CR, LF or NUL may come from a name or
+        value (header injection): refused before anything is sent."""
         lines = [target.prefix]
         user_agent = f"User-Agent: {self.user_agent}\r\n"
         for name, value in headers.items():
             kind = _NAMES.get(name)
             if kind is None:
-                kind = _name_kind(name)
-            if kind:
-                if kind == 2:
-                    continue
+                if not isinstance(name, str) or not _TOKEN(name):
+                    raise _Failure(_BAD_HEADER)
+                kind = _OURS.get(name.lower(), 0)
+                if len(_NAMES) < 1000:
+                    _NAMES[name] = kind
+            if kind == 2:
+                continue
+            if kind == 1:
                 user_agent = ""
-            lines.append(f"{name}: {value if value.__class__ is str else _header_text(value)}\r\n")
-        if not isinstance(body, bytes):
-            body = body.encode() if isinstance(body, str) else bytes(body)
+            lines.append(f"{name}: {value}\r\n")
         lines.append(f"{user_agent}Content-Length: {len(body)}\r\n\r\n")
         head = "".join(lines)
-        # Each line we wrote ends in one CRLF; any other CR or LF came from a name or value.
+        # Each line written ends in one CRLF, so any other CR or LF came from the caller.
         expected = _PREFIX_LINES + len(lines) + (user_agent != "")
         if head.count("\n") != expected or head.count("\r") != expected or "\0" in head:
             raise _Failure(_BAD_HEADER)
@@ -733,57 +595,52 @@ class Transport:
             head = head.encode("latin-1")
         except UnicodeEncodeError:
             raise _Failure(_BAD_HEADER) from None
-        # One send for the usual small body; a big one isn't copied.
-        return head + body if len(body) <= _READ_CHUNK else (head, body)
+        return (head + body,) if len(body) <= _READ_CHUNK else (head, body)  # big: not copied
 
-    def _checkout(self, key: tuple) -> _Conn | None:
-        """An idle pooled connection to reuse, or None."""
+    def _checkout(self, key: tuple) -> socket.socket | None:
+        """An idle pooled connection to reuse, or None. One that is readable was closed by the
+        server (or holds bytes nobody asked for): it is closed and the next one tried."""
         while True:
             with self._lock:
-                conns = self._idle.get(key)
-                if not conns:
+                idle = self._idle.get(key)
+                if not idle:
                     return None
-                conn = conns.pop()
-            # One that idled a while may have been closed by the server: check. One that didn't is
-            # not worth a syscall; if it was just closed, the keep-alive retry covers it.
-            if time.monotonic() - conn.idle_since < _IDLE_CHECK or not conn.dropped():
-                return conn
-            conn.close()
+                sock = idle.pop()
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            if not poller.poll(0):
+                return sock
+            sock.close()
 
-    def _checkin(self, conn: _Conn, now: float) -> None:
-        """Back to the pool, unless it is full (then closed), evicting the least recent host."""
-        conn.idle_since = now
-        extra: list[_Conn] = []
+    def _checkin(self, key: tuple, sock: socket.socket) -> None:
+        """Back to the pool; closed if the pool is full. Evicts the least recently used host."""
+        extra: list[socket.socket] = []
         with self._lock:
-            conns = self._idle.get(conn.key)
-            if conns is None:
-                conns = self._idle[conn.key] = []
+            idle = self._idle.get(key)
+            if idle is None:
+                idle = self._idle[key] = []
                 if len(self._idle) > self.max_hosts:
                     extra = self._idle.popitem(last=False)[1]
             else:
-                self._idle.move_to_end(conn.key)
-            if len(conns) < self.max_per_host:
-                conns.append(conn)
+                self._idle.move_to_end(key)
+            if len(idle) < self.max_per_host:
+                idle.append(sock)
             else:
-                extra.append(conn)
+                extra.append(sock)
         for other in extra:
             other.close()
 
-    def _connect(self, target: _Target, attempt: _Attempt) -> _Conn:
-        """A new connection to a netguard-checked address of the target, under the deadline.
-
-        The Host header and the TLS server name stay the URL's host: only the socket's
-        target is the checked IP.
-        """
+    def _connect(self, target: _Target, attempt: _Attempt) -> socket.socket:
+        """A new connection to a netguard-checked address, under the attempt's deadline. The Host
+        header and TLS server name stay the URL's host: only the socket's target is the IP."""
         ips = _resolve_within_deadline(target.host, target.port, attempt)
-        sock = _connect_first(ips, target.port, attempt, _SOCKET_OPTIONS)
-        log.debug("New connection to %s:%s (%s)", target.host, target.port,
-                  "https" if target.tls else "http")
+        sock = _connect_first(ips, target.port, attempt, [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        log.debug("New connection to %s port %s", target.host, target.port)
         try:
             sock.settimeout(None)  # blocking from here: the watchdog bounds every wait
             if target.tls:
-                sock = self._tls().wrap_socket(
-                    sock, server_hostname=target.host, do_handshake_on_connect=False)
+                sock = self._tls().wrap_socket(sock, server_hostname=target.host,
+                                               do_handshake_on_connect=False)
             attempt.attach(sock)
             if target.tls:
                 sock.do_handshake()
@@ -791,10 +648,10 @@ class Transport:
             attempt.detach()
             sock.close()
             raise
-        return _Conn(sock, target.key)
+        return sock
 
     def _tls(self) -> ssl.SSLContext:
-        # Certificates required and checked against the URL's host; SNI sent (ssl's defaults).
+        # CERT_REQUIRED, the certificate checked against the URL's host, SNI sent.
         if self._tls_context is None:
             context = ssl.create_default_context(cafile=self.ca_certs)
             context.set_alpn_protocols(["http/1.1"])
@@ -822,7 +679,7 @@ class Transport:
         if isinstance(exc, ConnectionRefusedError):
             return "Connection refused"
         if got_status:
-            return _CLOSED_MID_RESPONSE
+            return _CUT
         if isinstance(exc, _Failure):
             return str(exc)
         if isinstance(exc, ConnectionResetError):
@@ -832,24 +689,3 @@ class Transport:
         # The exception's text is left out: it could quote request headers.
         return f"Request failed ({type(exc).__name__})"
 
-
-def _send(sock: socket.socket, request) -> None:
-    try:
-        if isinstance(request, bytes):
-            sock.sendall(request)
-        else:
-            for part in request:
-                sock.sendall(part)
-    except (BrokenPipeError, ConnectionResetError):
-        # The server may have answered and closed before reading it all: read what it said.
-        pass
-
-
-def _capped_headers(headers: dict[str, str]) -> dict[str, str]:
-    """Response headers bounded in count and size."""
-    capped: dict[str, str] = {}
-    for name, value in headers.items():
-        if len(capped) >= MAX_HEADERS:
-            break
-        capped[name[:MAX_HEADER_NAME]] = value[:MAX_HEADER_VALUE]
-    return capped
