@@ -710,3 +710,10 @@ def test_https_connections_are_reused(tls_receiver, localhost_cert):
     finally:
         client.close()
     assert bodies == ["0", "1", "2"] and tls_receiver.connections == 1
+
+
+def test_the_deadline_still_holds_for_a_post_after_close(receiver):
+    server = receiver(answer_then_hang(b"HTTP/1.1 200 OK\r\n"))
+    client = Transport(allow_loopback=True, timeout=TIMEOUT)
+    client.close()
+    assert_failed_in_time(client.post(server.url(), b"{}", {}), "Timed out after 1 s")

@@ -27,7 +27,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from tnt.netguard import UnsafeURL, resolve_checked
 
@@ -169,6 +169,7 @@ class _Watchdog:
         return attempt
 
     def stop(self) -> None:
+        """End the thread once no attempt is in flight (sockets block: their deadlines must hold)."""
         with self._cond:
             self._stopped = True
             self._cond.notify()
@@ -179,12 +180,13 @@ class _Watchdog:
             for attempt in due:
                 attempt.expire()
             with self._cond:
-                if self._stopped:
-                    return
                 now, due = time.monotonic(), []
                 while queue and (queue[0].done or queue[0].deadline <= now):
                     due.append(queue.popleft())
                 if not due:
+                    if self._stopped and not queue:
+                        self._thread = None  # the next attempt starts another
+                        return
                     self._until = queue[0].deadline if queue else None
                     self._cond.wait(None if self._until is None else
                                     max(self._until - now, _WATCH_GRANULARITY))
@@ -252,7 +254,7 @@ def _connect_first(ips: list[str], port: int, attempt: _Attempt, options) -> soc
 _Target = collections.namedtuple("_Target", "key tls host port prefix")
 _PREFIX_LINES = 3
 _HOST = re.compile(r"[a-z0-9._~!$&'()*+,;=-]+").fullmatch
-_PORT = re.compile(r"[0-9]{1,5}").fullmatch
+_AUTHORITY = re.compile(r"//([^/?#]*)")
 _PATH = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*").fullmatch
 
 
@@ -260,44 +262,33 @@ _PATH = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*").fullmatch
 def _target(url: str) -> _Target:
     """Parse an http(s) URL as urllib3 did: userinfo and fragment dropped, the host
     lower-cased and IDNA-encoded, the path percent-encoded where needed."""
-    scheme = url[:8].lower()
-    if not scheme.startswith(("http://", "https://")):
+    if not url[:8].lower().startswith(("http://", "https://")):
         raise _Failure("Invalid URL: use an http:// or https:// URL")
-    tls = scheme.startswith("https")
-    rest = url[8 if tls else 7:].partition("#")[0]
-    split = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
-    authority, path = rest[:split].rpartition("@")[2], rest[split:]
+    authority = _AUTHORITY.search(url)[1].rpartition("@")[2]
     if not authority:
         raise _Failure("Invalid URL: No host specified.")
-    bad = _Failure(f"Invalid URL: '{authority}' is not a valid host or port")
-    if authority.startswith("["):  # IPv6, perhaps with a zone: [fe80::1%25eth0]
-        host, bracket, port_text = authority[1:].partition("]")
-        host = host.lower().replace("%25", "%")
-        try:
-            if not bracket or ipaddress.ip_address(host.partition("%")[0]).version != 6:
-                raise bad
-        except ValueError:
-            raise bad from None
-        host_header = f"[{host}]"
-        if port_text and port_text[0] != ":":
-            raise bad
-        port_text = port_text[1:]
-    else:
-        host, _, port_text = authority.partition(":")
-        try:
-            host = host.encode("idna").decode().lower() if not host.isascii() else host.lower()
-        except UnicodeError:
-            raise bad from None
-        if not _HOST(host):
-            raise bad
-        host_header = host
-    if port_text and (not _PORT(port_text) or int(port_text) > 65535):
-        raise bad
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port  # hostname: lower-cased, no [brackets]
+        if "[" in authority:  # IPv6, perhaps with a zone: [fe80::1%25eth0]
+            address, _, zone = host.replace("%25", "%").partition("%")
+            if (ipaddress.ip_address(address).version != 6 or (zone and not _HOST(zone))
+                    or authority.partition("]")[2][:1] not in ("", ":")):
+                raise ValueError
+            host = f"{address}%{zone}" if zone else address
+            host_header = f"[{host}]"
+        else:
+            host = host_header = host if host.isascii() else host.encode("idna").decode()
+            if not _HOST(host):
+                raise ValueError
+    except (ValueError, UnicodeError):
+        raise _Failure(f"Invalid URL: '{authority}' is not a valid host or port") from None
+    tls = url[4] in "sS"
     default = 443 if tls else 80
-    port = int(port_text) if port_text else default
+    port = default if port is None else port
     if port != default:
         host_header = f"{host_header}:{port}"
-    path = path if path.startswith("/") else "/" + path
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if not _PATH(path):
         path = quote(path, safe="!$&'()*+,;=:@/?%~")
     prefix = f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\nAccept-Encoding: identity\r\n"
@@ -520,7 +511,9 @@ class Transport:
                         for part in request:
                             sock.sendall(part)
                     except (BrokenPipeError, ConnectionResetError):
-                        pass  # it may have answered and closed without reading all: read that
+                        if not fresh:
+                            raise
+                        # A server may answer (413, say) and close without reading it all.
                     reader.read_head()
                     break
                 except _STALE:
@@ -544,7 +537,8 @@ class Transport:
             intact = attempt.finish()
             now = time.monotonic()
             if sock is not None:
-                if intact and error is None and reader.keep_alive and len(reader.buf) == reader.pos:
+                reusable = reader and reader.keep_alive and len(reader.buf) == reader.pos
+                if intact and error is None and reusable:
                     self._checkin(target.key, sock)
                 else:
                     sock.close()  # unread bytes would poison the next request on it
