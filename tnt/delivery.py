@@ -392,8 +392,10 @@ class _Senders:
                 self.cond.notify_all()
 
     def _write(self, batch: list[tuple]) -> None:
-        """Record a batch; while the database is away, keep trying for a quarter of the lease
-        (the answers exist only here; after that the deliveries are sent again)."""
+        """Record a batch; while the database is away, keep trying while the leases hold (the
+        answers exist only here; once a lease expires another worker may send it again)."""
+        oldest = min(o.claimed_at for o, _, _ in batch)
+        patience = oldest + LEASE.total_seconds() - 1.0 - time.monotonic()
         wait, waited = 0.25, 0.0
         with self.app.app_context():
             while True:
@@ -408,7 +410,7 @@ class _Senders:
                     if self.writer is not None:
                         self.writer.invalidate()
                         self.writer = None
-                    if waited >= LEASE.total_seconds() / 4:
+                    if waited >= patience:
                         log.error("gave up recording %d attempts: %s", len(batch), exc)
                         return
                     log.warning("could not record %d attempts, retrying: %s", len(batch), exc)
