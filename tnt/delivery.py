@@ -40,7 +40,8 @@ RETRY_DELAYS = (60, 300, 1800)  # after automatic failures 1, 2 and 3
 LEASE = timedelta(seconds=float(os.environ.get("TNT_LEASE_SECONDS", "120")))
 PER_ENDPOINT = 8  # concurrent requests to one endpoint from one worker process
 # Claimed and unanswered, per endpoint per process: PER_ENDPOINT under way, the rest waiting.
-# More is released at once, so a slow endpoint's backlog stays in the database for later.
+# More is released at once, so a slow endpoint's backlog stays in the database for later. An
+# endpoint that reached it is claimed for again once half of it is answered (not one by one).
 HOLD_PER_ENDPOINT = 4 * PER_ENDPOINT
 # An endpoint with every lane busy and no answer for SLOW_AFTER seconds is slow (black-holed,
 # or timing out): its due deliveries are put off for the deadline, so claims stop scanning past
@@ -102,8 +103,8 @@ def _drain(conn, senders: "_Senders", ids, batch: int, busy: int, idle_polls: in
             with conn.begin():
                 _put_off(conn, slow, current_app.config["TNT_DELIVERY_TIMEOUT"])
         with conn.begin():
-            token, items = claim(limit=batch, ids=ids, skip_endpoints=senders.saturated(),
-                                 conn=conn)
+            token, items = claim(limit=senders.claim_limit(batch), ids=ids,
+                                 skip_endpoints=senders.saturated(), conn=conn)
             items, excess = senders.fit(items)
             if excess:
                 _release(conn, excess)
@@ -111,7 +112,7 @@ def _drain(conn, senders: "_Senders", ids, batch: int, busy: int, idle_polls: in
             ids = None
             continue
         ids = None
-        full = len(items) == batch
+        full = len(items) + len(excess) == batch
         if items:
             senders.submit(items)
             sent, polls = sent + len(items), 0
@@ -275,7 +276,8 @@ class _Senders:
         self.threads = Counter()  # endpoint id -> threads working its lane
         self.load = Counter()  # endpoint id -> claimed and not yet answered
         self.unrecorded = 0  # claimed and neither recorded nor given up
-        self.freed = 0  # goes up when an endpoint at its cap gets room
+        self.full: set[int] = set()  # endpoints holding HOLD_PER_ENDPOINT, until half is answered
+        self.freed = 0  # goes up when an endpoint leaves `full`
         self.answered_at: dict[int, float] = {}  # endpoint id -> last answer (or first claim)
         self.put_off_at: dict[int, float] = {}  # endpoint id -> when its backlog was put off
         self.answered: list[tuple] = []  # (Outgoing, started_at, Response | None) to record
@@ -286,7 +288,13 @@ class _Senders:
     def saturated(self) -> list[int]:
         """Endpoints holding all this process may hold: the next claim passes them by."""
         with self.cond:
-            return [e for e, n in self.load.items() if n >= HOLD_PER_ENDPOINT]
+            return list(self.full)
+
+    def claim_limit(self, batch: int) -> int:
+        """What the endpoints with work here can take, plus one more endpoint's share."""
+        with self.cond:
+            room = sum(HOLD_PER_ENDPOINT - n for e, n in self.load.items() if e not in self.full)
+        return min(batch, room + HOLD_PER_ENDPOINT)
 
     def newly_slow(self) -> list[int]:
         """Slow endpoints whose backlog was not put off in the last deadline."""
@@ -332,6 +340,8 @@ class _Senders:
                     self.answered_at[o.endpoint_id] = time.monotonic()
                 self.lanes[o.endpoint_id].append(o)
                 self.load[o.endpoint_id] += 1
+                if self.load[o.endpoint_id] >= HOLD_PER_ENDPOINT:
+                    self.full.add(o.endpoint_id)
             for e in {o.endpoint_id for o in items if o.active}:
                 n = min(PER_ENDPOINT - self.threads[e], len(self.lanes[e]))
                 if n > 0:
@@ -419,7 +429,8 @@ class _Senders:
 
     def _unload(self, endpoint_id: int) -> None:
         self.load[endpoint_id] -= 1
-        if self.load[endpoint_id] == HOLD_PER_ENDPOINT - 1:
+        if endpoint_id in self.full and self.load[endpoint_id] <= HOLD_PER_ENDPOINT // 2:
+            self.full.discard(endpoint_id)
             self.freed += 1
         if not self.load[endpoint_id]:
             del self.load[endpoint_id]
