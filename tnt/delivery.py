@@ -102,9 +102,9 @@ def _drain(conn, senders: "_Senders", ids, batch: int, busy: int, idle_polls: in
         if slow:
             with conn.begin():
                 _put_off(conn, slow, current_app.config["TNT_DELIVERY_TIMEOUT"])
+        limit = senders.claim_limit(batch)
         with conn.begin():
-            token, items = claim(limit=senders.claim_limit(batch), ids=ids,
-                                 skip_endpoints=senders.saturated(), conn=conn)
+            _, items = claim(limit=limit, ids=ids, skip_endpoints=senders.saturated(), conn=conn)
             items, excess = senders.fit(items)
             if excess:
                 _release(conn, excess)
@@ -112,7 +112,7 @@ def _drain(conn, senders: "_Senders", ids, batch: int, busy: int, idle_polls: in
             ids = None
             continue
         ids = None
-        full = len(items) + len(excess) == batch
+        full = len(items) + len(excess) == limit  # there may be more due right now
         if items:
             senders.submit(items)
             sent, polls = sent + len(items), 0
@@ -323,9 +323,6 @@ class _Senders:
                     keep.append(o)
                 else:
                     excess.append(o)
-            for e in taken:
-                if not self.load[e]:
-                    del self.load[e]
         return keep, excess
 
     def submit(self, items: list[Outgoing]) -> None:
