@@ -122,6 +122,10 @@ def test_bulk_resend_queues_matching_failures_for_the_engine(api, account, recei
     db.session.refresh(d)
     assert d.status == "failed" and d.next_attempt_at is None  # one attempt, no new retry series
     assert len(receiver.received()) == 1
+    last = db.session.scalar(select(Attempt).where(Attempt.delivery_id == d.id)
+                             .order_by(Attempt.id.desc()).limit(1))
+    assert last.trigger == "manual" and not last.ok  # a resend someone asked for, not a retry
+    assert not d.resend_pending
 
     # Every failure, all endpoints: m1/ep again, m1/ep2, m2/ep2, m3/ep, m3/ep2.
     receiver.respond = [(200, b"ok")]
@@ -170,6 +174,10 @@ def test_retries_then_failed_then_bulk_resend_end_to_end(api, account, receiver,
         work()
         db.session.refresh(d)
         assert d.status == "delivered" and d.attempts_count == 5
+        assert d.auto_attempts == 4 and not d.resend_pending  # the resend was not a retry
+        triggers = [a.trigger for a in db.session.scalars(
+            select(Attempt).where(Attempt.delivery_id == d.id).order_by(Attempt.id))]
+        assert triggers == ["auto"] * 4 + ["manual"]
 
 
 def test_other_accounts_delivery_is_404_on_every_route(api, other):

@@ -4,9 +4,9 @@ Single resends go through `tnt.delivery.resend`; a bulk resend only makes the de
 again and lets the delivery engine send them, so the database stays the truth and the sweeper
 covers a lost kick.
 """
-from sqlalchemy import case, select, update
+from sqlalchemy import select, update
 
-from . import delivery as engine, queue
+from . import queue
 from .clock import utcnow
 from .errors import NotFound
 from .extensions import db
@@ -71,12 +71,12 @@ def attempts(delivery_id: int) -> list[Attempt]:
         select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.id)))
 
 
-def queue_resend(account_id: int, **filters) -> int:
-    """Make every failed delivery matching the filters due again; return how many.
+def queue_resend(account_id: int, requested_by: int | None = None, **filters) -> int:
+    """Make every failed delivery matching the filters due for one manual attempt (logged with
+    `requested_by`); return how many.
 
-    Only deliveries whose endpoint is enabled and not deleted are queued. `auto_attempts` is
-    raised to the retry budget so the engine makes exactly one more attempt: a failure leaves
-    the delivery failed again rather than starting a new 1/5/30-minute retry series.
+    Only deliveries whose endpoint is enabled and not deleted are queued. A failure leaves the
+    delivery failed again rather than starting a new 1/5/30-minute retry series.
     """
     filters.pop("status", None)
     now = utcnow()
@@ -88,13 +88,11 @@ def queue_resend(account_id: int, **filters) -> int:
                (Delivery.lease_expires_at.is_(None)) | (Delivery.lease_expires_at < now)),
         **filters,
     )
-    budget = len(engine.RETRY_DELAYS)
     result = db.session.execute(
         update(Delivery)
         .where(Delivery.id.in_(ids.scalar_subquery()), Delivery.status == "failed")
-        .values(status="retrying", next_attempt_at=now, updated_at=now,
-                auto_attempts=case((Delivery.auto_attempts < budget, budget),
-                                   else_=Delivery.auto_attempts)),
+        .values(status="retrying", next_attempt_at=now, updated_at=now, resend_pending=True,
+                resend_requested_by_id=requested_by),
         execution_options={"synchronize_session": False},
     )
     db.session.commit()

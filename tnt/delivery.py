@@ -75,6 +75,8 @@ class Outgoing:
     auto_attempts: int
     attempts_count: int
     next_attempt_at: object
+    resend_pending: bool  # a bulk resend's manual attempt
+    resend_requested_by_id: int | None
     token: str = ""  # the claim's lease token
     claimed_at: float = 0.0  # time.monotonic() of the claim
 
@@ -225,7 +227,8 @@ def end_pending(endpoint_id: int, reason: str) -> None:
     db.session.execute(
         update(Delivery)
         .where(Delivery.endpoint_id == endpoint_id, Delivery.status.in_(("pending", "retrying")))
-        .values(status="failed", next_attempt_at=None, last_error=reason, updated_at=utcnow())
+        .values(status="failed", next_attempt_at=None, last_error=reason, updated_at=utcnow(),
+                resend_pending=False, resend_requested_by_id=None)
     )
 
 
@@ -235,7 +238,8 @@ def _load(conn, ids: list[int]) -> list[Outgoing]:
     rows = conn.execute(  # in Outgoing's field order
         select(d.c.id, d.c.account_id, d.c.endpoint_id, e.c.url, e.c.secret, active, d.c.uid,
                ev.c.type, ev.c.body, ev.c.message_id, m.c.mobile, d.c.status,
-               d.c.auto_attempts, d.c.attempts_count, d.c.next_attempt_at)
+               d.c.auto_attempts, d.c.attempts_count, d.c.next_attempt_at, d.c.resend_pending,
+               d.c.resend_requested_by_id)
         .join(e, e.c.id == d.c.endpoint_id)
         .join(ev, ev.c.id == d.c.event_id)
         .outerjoin(m, m.c.id == ev.c.message_id)
@@ -491,15 +495,17 @@ def _record(conn, results: list[tuple], trigger: str,
 
     `results` holds (Outgoing, started_at, Response); a None response means the endpoint was
     disabled or deleted before the attempt. A state is written only while the claim's lease
-    token still holds.
+    token still holds. An attempt a bulk resend asked for is manual, whoever sends it.
     """
     now = utcnow()
     attempts, changes, delivered, retry_at = [], [], [], defaultdict(list)
     for o, started, resp in results:
+        manual = trigger == "manual" or o.resend_pending
         change = {"b_id": o.delivery_id, "b_token": o.token, "updated_at": now,
                   "lease_expires_at": None, "lease_token": None,
                   "auto_attempts": o.auto_attempts, "attempts_count": o.attempts_count,
-                  "status": o.status, "next_attempt_at": o.next_attempt_at, "last_error": None}
+                  "status": o.status, "next_attempt_at": o.next_attempt_at, "last_error": None,
+                  "resend_pending": False, "resend_requested_by_id": None}
         changes.append(change)
         if resp is None:
             change.update(status="failed", next_attempt_at=None,
@@ -512,8 +518,9 @@ def _record(conn, results: list[tuple], trigger: str,
             "delivery_id": o.delivery_id, "account_id": o.account_id,
             "endpoint_id": o.endpoint_id, "event_type": o.event_type,
             "message_id": o.message_id, "mobile": o.mobile,
-            "number": change["attempts_count"], "trigger": trigger,
-            "requested_by_id": requested_by, "started_at": started,
+            "number": change["attempts_count"], "trigger": "manual" if manual else "auto",
+            "requested_by_id": requested_by if trigger == "manual" else o.resend_requested_by_id,
+            "started_at": started,
             "duration_ms": resp.duration_ms, "ok": ok, "status_code": resp.status,
             "response_headers": json.dumps(resp.headers), "response_body": resp.body,
             "error": error,
@@ -522,7 +529,9 @@ def _record(conn, results: list[tuple], trigger: str,
         if ok:
             changes.pop()  # the common case: one statement for the whole batch, below
             delivered.append((o.delivery_id, o.token))
-        elif trigger == "auto":
+        elif o.resend_pending:  # one attempt was asked for: no new retry series
+            change.update(status="failed", next_attempt_at=None)
+        elif not manual:
             change["auto_attempts"] += 1
             n = change["auto_attempts"]
             if n <= len(RETRY_DELAYS):
@@ -538,8 +547,8 @@ def _record(conn, results: list[tuple], trigger: str,
         conn.execute(
             update(table).where(tuple_(table.c.id, table.c.lease_token).in_(delivered))
             .values(status="delivered", next_attempt_at=None, last_error=None, updated_at=now,
-                    lease_expires_at=None, lease_token=None,
-                    attempts_count=table.c.attempts_count + 1)
+                    lease_expires_at=None, lease_token=None, resend_pending=False,
+                    resend_requested_by_id=None, attempts_count=table.c.attempts_count + 1)
         )
     if changes:
         conn.execute(
