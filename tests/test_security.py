@@ -393,3 +393,29 @@ def test_the_dashboard_works_under_its_content_security_policy(browser_page, peo
     expect(page.locator("h1")).to_be_visible()
 
     assert page.problems == []
+
+
+def test_an_undecryptable_secret_fails_its_own_deliveries_only(app, account, receiver, work):
+    """A key removed too early: that endpoint's deliveries fail with the reason (never sent
+    unsigned), and every other endpoint's deliveries in the same claim go out."""
+    from tnt.models import Attempt, Delivery
+
+    broken = endpoints.create(account.id, receiver.url + "/broken", ["sms.delivered"], "",
+                              "whsec_written_under_a_lost_key")
+    fine = endpoints.create(account.id, receiver.url + "/fine", ["sms.delivered"], "",
+                            "whsec_fine")
+    endpoints.send_test(broken)
+    endpoints.send_test(fine)
+    broken_id = broken.id
+    lost_key_token = Fernet(Fernet.generate_key()).encrypt(b"whsec_lost").decode()
+    db.session.execute(text("UPDATE endpoint SET secret = :s WHERE id = :id"),
+                       {"s": lost_key_token, "id": broken_id})
+    db.session.commit()
+    db.session.expire_all()
+    work()
+    assert [r["path"] for r in receiver.received()] == ["/hooks/fine"]
+    db.session.expire_all()
+    failed = db.session.scalars(select(Delivery).where(Delivery.endpoint_id == broken_id)).one()
+    attempt = db.session.scalars(select(Attempt).where(Attempt.delivery_id == failed.id)).one()
+    assert failed.status == "retrying" and not attempt.ok
+    assert "signing secret cannot be decrypted" in attempt.error

@@ -138,16 +138,21 @@ class EncryptedString(TypeDecorator):
         return encrypt(str(value))
 
     def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        if is_token(value):
-            return decrypt(value)
-        global _warned_plaintext
-        if not _warned_plaintext:
-            _warned_plaintext = True
-            log.warning("a signing secret is stored unencrypted: run `flask tnt "
-                        "rotate-secrets-key` to encrypt every stored secret")
-        return Secret(value)
+        return read(value)
+
+
+def read(stored: str | None) -> "Secret | None":
+    """The secret a column value holds (a token, or plaintext from before encryption)."""
+    if stored is None:
+        return None
+    if is_token(stored):
+        return decrypt(stored)
+    global _warned_plaintext
+    if not _warned_plaintext:
+        _warned_plaintext = True
+        log.warning("a signing secret is stored unencrypted: run `flask tnt "
+                    "rotate-secrets-key` to encrypt every stored secret")
+    return Secret(stored)
 
 
 # The raw column, read and written as text (no decorator), for re-encryption.

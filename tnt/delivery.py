@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import Flask, current_app
-from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import Text, and_, bindparam, func, insert, or_, select, tuple_, type_coerce, update
 
-from . import __version__, queue
+from . import __version__, crypto, queue
 from .clock import utcnow
 from .errors import Conflict, NotFound
 from .extensions import db
@@ -77,6 +77,7 @@ class Outgoing:
     next_attempt_at: object
     resend_pending: bool  # a bulk resend's manual attempt
     resend_requested_by_id: int | None
+    unusable: str | None = None  # why it cannot be sent (its signing secret cannot be read)
     token: str = ""  # the claim's lease token
     claimed_at: float = 0.0  # time.monotonic() of the claim
 
@@ -177,7 +178,8 @@ def resend(delivery_id: int, *, account_id: int | None, requested_by: int | None
         raise Conflict("This delivery is being sent right now; try again in a moment.")
     (o,) = items
     started = utcnow()
-    response = _transport().post(o.url, o.body, request_headers(o))
+    response = (Response(status=None, error=o.unusable) if o.unusable
+                else _transport().post(o.url, o.body, request_headers(o)))
     _schedule(_record(db.session.connection(), [(o, started, response)], trigger="manual",
                       requested_by=requested_by))
     db.session.commit()
@@ -235,8 +237,9 @@ def end_pending(endpoint_id: int, reason: str) -> None:
 def _load(conn, ids: list[int]) -> list[Outgoing]:
     d, e, ev, m = (t.__table__ for t in (Delivery, Endpoint, Event, Message))
     active = and_(e.c.enabled.is_(True), e.c.deleted_at.is_(None))
-    rows = conn.execute(  # in Outgoing's field order
-        select(d.c.id, d.c.account_id, d.c.endpoint_id, e.c.url, e.c.secret, active, d.c.uid,
+    rows = conn.execute(  # in Outgoing's field order; the secret as stored, read per row below
+        select(d.c.id, d.c.account_id, d.c.endpoint_id, e.c.url,
+               type_coerce(e.c.secret, Text), active, d.c.uid,
                ev.c.type, ev.c.body, ev.c.message_id, m.c.mobile, d.c.status,
                d.c.auto_attempts, d.c.attempts_count, d.c.next_attempt_at, d.c.resend_pending,
                d.c.resend_requested_by_id)
@@ -245,7 +248,16 @@ def _load(conn, ids: list[int]) -> list[Outgoing]:
         .outerjoin(m, m.c.id == ev.c.message_id)
         .where(d.c.id.in_(ids))
     ).all()
-    return [Outgoing(*r) for r in rows]
+    items = [Outgoing(*r) for r in rows]
+    for o in items:
+        try:
+            o.secret = crypto.read(o.secret)
+        except crypto.SecretsKeyError:
+            # Never sent unsigned, and no reason to hold up the rest of the claim: it fails
+            # (and is retried) with the reason in the Logs until the key is put back.
+            o.secret, o.unusable = None, ("Not sent: its signing secret cannot be decrypted "
+                                          "with TNT_SECRETS_KEY (see docs/security.md)")
+    return items
 
 
 def request_headers(o) -> dict[str, str]:
@@ -330,12 +342,12 @@ class _Senders:
         return keep, excess
 
     def submit(self, items: list[Outgoing]) -> None:
-        starts, inactive = [], []
+        starts, unsent = [], []
         with self.cond:
             self.unrecorded += len(items)
             for o in items:
-                if not o.active:  # disabled or deleted since it was queued
-                    inactive.append(o)
+                if not o.active or o.unusable:  # disabled or deleted since queued; or no secret
+                    unsent.append(o)
                     continue
                 if not self.load[o.endpoint_id]:
                     self.answered_at[o.endpoint_id] = time.monotonic()
@@ -343,15 +355,16 @@ class _Senders:
                 self.load[o.endpoint_id] += 1
                 if self.load[o.endpoint_id] >= HOLD_PER_ENDPOINT:
                     self.full.add(o.endpoint_id)
-            for e in {o.endpoint_id for o in items if o.active}:
+            for e in {o.endpoint_id for o in items if o.active and not o.unusable}:
                 n = min(PER_ENDPOINT - self.threads[e], len(self.lanes[e]))
                 if n > 0:
                     self.threads[e] += n
                     starts += [e] * n
         for e in starts:
             self.pool.submit(self._work_lane, e)
-        for o in inactive:
-            self._answered(o, None, None)
+        for o in unsent:
+            failed = Response(status=None, error=o.unusable) if o.active else None
+            self._answered(o, utcnow(), failed, sent=False)
 
     def _work_lane(self, endpoint_id: int) -> None:
         """Send the next delivery of an endpoint's lane, then queue up behind the other lanes
@@ -381,9 +394,10 @@ class _Senders:
             self._answered(o, started, response)
         self.pool.submit(self._work_lane, endpoint_id)
 
-    def _answered(self, o: Outgoing, started, response: Response | None) -> None:
+    def _answered(self, o: Outgoing, started, response: Response | None, *,
+                  sent: bool = True) -> None:
         with self.cond:
-            if response is not None:
+            if sent:
                 self._unload(o.endpoint_id)
                 self.answered_at[o.endpoint_id] = time.monotonic()
             self.answered.append((o, started, response))
