@@ -275,90 +275,79 @@ def test_send_test_event_is_marked_as_a_test(app, account, endpoint, receiver, w
     assert db.session.scalars(select(Event)).one().is_test
 
 
-def test_a_black_holed_endpoint_does_not_hold_up_the_others(app, account, receiver, work):
+@pytest.fixture
+def black_hole():
+    """The URL of a server that accepts connections and never answers."""
     import socket
-    import time
 
     hole = socket.socket()
     hole.bind(("127.0.0.1", 0))
-    hole.listen(64)  # accepts connections, never answers
-    try:
-        slow = endpoints.create(account.id, f"http://127.0.0.1:{hole.getsockname()[1]}/",
-                                ["sms.cancelled"])
-        endpoints.create(account.id, receiver.url, ["sms.cancelled"])
-        fire_one(account)
-        started = time.monotonic()
-        work()
-        healthy_done = time.monotonic() - started
-        assert len(receiver.received()) == 1
-        assert healthy_done < app.config["TNT_DELIVERY_TIMEOUT"]  # recorded before the timeout
-        deadline = time.monotonic() + app.config["TNT_DELIVERY_TIMEOUT"] + 3
-        while time.monotonic() < deadline:  # the slow one records itself when it times out
-            db.session.expire_all()
-            late = db.session.scalars(select(Attempt).where(Attempt.endpoint_id == slow.id)).all()
-            if late:
-                break
-            time.sleep(0.1)
-        assert len(late) == 1 and late[0].error.startswith("Timed out")
-        d = db.session.get(Delivery, late[0].delivery_id)
-        assert d.status == "retrying" and d.lease_token is None
-    finally:
-        hole.close()
+    hole.listen(64)
+    yield f"http://127.0.0.1:{hole.getsockname()[1]}/"
+    hole.close()
 
 
-def test_a_lane_starts_no_post_its_lease_could_not_cover(app, account, work, monkeypatch):
-    import socket
+def test_a_black_holed_endpoint_does_not_hold_up_the_others(app, account, receiver, work,
+                                                             black_hole):
     import time
-    from datetime import timedelta
+
+    slow = endpoints.create(account.id, black_hole, ["sms.cancelled"])
+    endpoints.create(account.id, receiver.url, ["sms.cancelled"])
+    fire_one(account)
+    started = time.monotonic()
+    work()
+    healthy_done = time.monotonic() - started
+    assert len(receiver.received()) == 1
+    assert healthy_done < app.config["TNT_DELIVERY_TIMEOUT"]  # recorded before the timeout
+    deadline = time.monotonic() + app.config["TNT_DELIVERY_TIMEOUT"] + 3
+    while time.monotonic() < deadline:  # the slow one records itself when it times out
+        db.session.expire_all()
+        late = db.session.scalars(select(Attempt).where(Attempt.endpoint_id == slow.id)).all()
+        if late:
+            break
+        time.sleep(0.1)
+    assert len(late) == 1 and late[0].error.startswith("Timed out")
+    d = db.session.get(Delivery, late[0].delivery_id)
+    assert d.status == "retrying" and d.lease_token is None
+
+
+def test_a_lane_starts_no_post_its_lease_could_not_cover(app, account, work, monkeypatch,
+                                                       black_hole):
+    import time
 
     monkeypatch.setattr(delivery, "PER_ENDPOINT", 1)  # one lane: the three wait in line
     monkeypatch.setattr(delivery, "LEASE", timedelta(seconds=0.6))
     app.config["TNT_DELIVERY_TIMEOUT"] = 0.4
-    hole = socket.socket()
-    hole.bind(("127.0.0.1", 0))
-    hole.listen(64)  # accepts connections, never answers
-    try:
-        endpoints.create(account.id, f"http://127.0.0.1:{hole.getsockname()[1]}/",
-                         ["sms.cancelled"])
-        for _ in range(3):
-            fire_one(account)
-        work()
-        time.sleep(1.0)  # time for two POSTs to time out, one after the other
-        db.session.expire_all()
-        assert len(attempts()) == 1  # the next two would have outlived their lease
-    finally:
-        hole.close()
+    endpoints.create(account.id, black_hole, ["sms.cancelled"])
+    for _ in range(3):
+        fire_one(account)
+    work()
+    time.sleep(1.0)  # time for two POSTs to time out, one after the other
+    db.session.expire_all()
+    assert len(attempts()) == 1  # the next two would have outlived their lease
 
 
-def test_a_slow_endpoints_backlog_is_put_off_not_hoarded(app, account, receiver, monkeypatch):
+def test_a_slow_endpoints_backlog_is_put_off_not_hoarded(app, account, receiver, monkeypatch,
+                                                        black_hole):
     """A black-holed endpoint keeps its lanes busy; the worker holds only HOLD_PER_ENDPOINT of
     its deliveries, gives the rest back, and once the endpoint is silent for SLOW_AFTER puts its
     backlog off for a deadline, so claims stop scanning past it. Healthy endpoints go on."""
-    import socket
-
     monkeypatch.setattr(delivery, "PER_ENDPOINT", 1)
     monkeypatch.setattr(delivery, "HOLD_PER_ENDPOINT", 2)
     monkeypatch.setattr(delivery, "SLOW_AFTER", 0.1)
     app.config["TNT_DRAIN_IDLE"] = 0.5  # the drain job stays long enough to see it go quiet
-    hole = socket.socket()
-    hole.bind(("127.0.0.1", 0))
-    hole.listen(64)  # accepts connections, never answers
-    try:
-        slow = endpoints.create(account.id, f"http://127.0.0.1:{hole.getsockname()[1]}/",
-                                ["sms.cancelled"])
-        endpoints.create(account.id, receiver.url, ["sms.cancelled"])
-        for _ in range(5):
-            fire_one(account)
-        fired_at = utcnow()
-        delivery.deliver_due()
-        assert len(receiver.received()) == 5  # the healthy endpoint got all of its five
-        db.session.expire_all()
-        backlog = db.session.scalars(select(Delivery).where(Delivery.endpoint_id == slow.id)).all()
-        held = [d for d in backlog if d.lease_token]
-        put_off = [d for d in backlog if not d.lease_token]
-        assert len(held) == 2  # one under way, one waiting in its lane
-        assert len(put_off) == 3 and all(
-            d.status == "pending" and d.next_attempt_at > fired_at + timedelta(seconds=1)
-            for d in put_off)
-    finally:
-        hole.close()
+    slow = endpoints.create(account.id, black_hole, ["sms.cancelled"])
+    endpoints.create(account.id, receiver.url, ["sms.cancelled"])
+    for _ in range(5):
+        fire_one(account)
+    fired_at = utcnow()
+    delivery.deliver_due()
+    assert len(receiver.received()) == 5  # the healthy endpoint got all of its five
+    db.session.expire_all()
+    backlog = db.session.scalars(select(Delivery).where(Delivery.endpoint_id == slow.id)).all()
+    held = [d for d in backlog if d.lease_token]
+    put_off = [d for d in backlog if not d.lease_token]
+    assert len(held) == 2  # one under way, one waiting in its lane
+    assert len(put_off) == 3 and all(
+        d.status == "pending" and d.next_attempt_at > fired_at + timedelta(seconds=1)
+        for d in put_off)
