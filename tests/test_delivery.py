@@ -351,3 +351,22 @@ def test_a_slow_endpoints_backlog_is_put_off_not_hoarded(app, account, receiver,
     assert len(put_off) == 3 and all(
         d.status == "pending" and d.next_attempt_at > fired_at + timedelta(seconds=1)
         for d in put_off)
+
+
+def test_a_worker_that_lost_its_claim_records_nothing(app, account, endpoint):
+    """Its lease expired and another worker claimed the delivery: the late answer is that
+    worker's to record, not a second attempt row beside it."""
+    from sqlalchemy import update
+
+    from tnt.transport import Response
+
+    fire_one(account)
+    _, (late,) = delivery.claim(limit=1)
+    db.session.execute(update(Delivery).values(lease_token="another-workers-claim"))
+    db.session.commit()
+    delivery._record(db.session.connection(), [(late, utcnow(), Response(status=200))],
+                     trigger="auto", requested_by=None)
+    db.session.commit()
+    assert attempts() == []
+    d = only_delivery()
+    assert d.status == "pending" and d.lease_token == "another-workers-claim"

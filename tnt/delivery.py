@@ -508,9 +508,19 @@ def _record(conn, results: list[tuple], trigger: str,
     return the retries to schedule after commit ({delay: delivery ids}).
 
     `results` holds (Outgoing, started_at, Response); a None response means the endpoint was
-    disabled or deleted before the attempt. A state is written only while the claim's lease
-    token still holds. An attempt a bulk resend asked for is manual, whoever sends it.
+    disabled or deleted before the attempt. Only deliveries whose claim still holds (lease
+    token checked under a row lock) are recorded: one whose lease passed to another worker is
+    that worker's to record. An attempt a bulk resend asked for is manual, whoever sends it.
     """
+    table = Delivery.__table__
+    held = set(conn.execute(
+        select(table.c.id).where(tuple_(table.c.id, table.c.lease_token).in_(
+            [(o.delivery_id, o.token) for o, _, _ in results])).with_for_update()
+    ).scalars())
+    if len(held) < len(results):
+        log.warning("%d answers came after their claim passed to another worker; not recorded",
+                    len(results) - len(held))
+        results = [r for r in results if r[0].delivery_id in held]
     now = utcnow()
     attempts, changes, delivered, retry_at = [], [], [], defaultdict(list)
     for o, started, resp in results:
@@ -554,7 +564,6 @@ def _record(conn, results: list[tuple], trigger: str,
                 retry_at[delay].append(o.delivery_id)
             else:
                 change.update(status="failed", next_attempt_at=None)
-    table = Delivery.__table__
     if attempts:
         conn.execute(insert(Attempt.__table__), attempts)
     if delivered:
