@@ -155,3 +155,95 @@ def work(app):
     from tnt import worker
 
     return lambda: worker.run(app, burst=True)
+
+
+@pytest.fixture
+def people(app):
+    """Two customer accounts (Acme: alice, Beta: bob) and a support user (sam)."""
+    from web_fixtures import make_people
+
+    return make_people()
+
+
+# The API: a key of `account`'s and a client that sends it. -------------------------------------
+
+@pytest.fixture
+def api_key(account):
+    from tnt import apikeys
+
+    _key, raw = apikeys.create(account.id, "tests")
+    return raw
+
+
+@pytest.fixture
+def api(client, api_key):
+    """The test client with this account's key on every request."""
+
+    class Api:
+        headers = {"Authorization": f"Bearer {api_key}"}
+
+        def __getattr__(self, method):
+            def call(path, **kw):
+                kw["headers"] = self.headers | kw.get("headers", {})
+                return getattr(client, method)(path, **kw)
+
+            return call
+
+    return Api()
+
+
+@pytest.fixture
+def other(app):
+    """Another account with one of everything: a held message, an endpoint, a delivery."""
+    from tnt import accounts, endpoints, events, messages
+
+    acct = accounts.create_account("Other Co")
+    msg = messages.send_sms(acct.id, "0712345678", "OTHER", "hi", simulate="hold")
+    ep = endpoints.create(acct.id, "http://127.0.0.1:9/hooks", ["sms.delivered"])
+    d = events.fire_test(ep, "sms.delivered")
+    db.session.commit()
+    return {"account": acct, "message": msg.id, "endpoint": ep.id, "delivery": d.id}
+
+
+# The real browser: every test that drives one goes through `page`. -----------------------------
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; .ci/run installs it
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served over real HTTP on 127.0.0.1 (threaded, like gunicorn's threads)."""
+    from werkzeug.serving import make_server
+
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+
+
+@pytest.fixture
+def page(live_server):
+    """A Chromium page at 1360x900 on the live server. Skipped, with the reason, on a machine
+    without chromium. `page.problems` collects page errors and Content-Security-Policy
+    violations; the test fails if any remain at the end."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            context = browser.new_context(base_url=live_server,
+                                          viewport={"width": 1360, "height": 900})
+            context.set_default_timeout(8000)
+            pg = context.new_page()
+            pg.problems = []
+            pg.on("pageerror", lambda exc: pg.problems.append(f"page error: {exc}"))
+            pg.on("console", lambda msg: pg.problems.append(msg.text)
+                  if "Content Security Policy" in msg.text else None)
+            yield pg
+            assert pg.problems == [], pg.problems
+        finally:
+            browser.close()

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from freezegun import freeze_time
 from sqlalchemy import select, update
-from test_api_support import api, api_key, assert_error, other  # noqa: F401
+from api_helpers import assert_error
 
 from tnt import endpoints, messages
 from tnt.extensions import db

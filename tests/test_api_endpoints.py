@@ -1,6 +1,6 @@
 import json
 
-from test_api_support import api, api_key, assert_error, other  # noqa: F401
+from api_helpers import assert_error
 
 from tnt.extensions import db
 from tnt.models import Delivery, Endpoint

@@ -1,4 +1,4 @@
-from test_api_support import api, api_key, assert_error, other  # noqa: F401
+from api_helpers import assert_error
 
 from tnt import messages
 from tnt.extensions import db

@@ -1,7 +1,7 @@
 """Rate limit, event types, the OpenAPI document against the routes, the CLI and dashboard."""
 import re
 
-from test_api_support import api, api_key, assert_error  # noqa: F401
+from api_helpers import assert_error
 
 from tnt import apikeys, create_app
 from tnt.models import EVENTS, ApiKey

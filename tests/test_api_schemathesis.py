@@ -10,7 +10,6 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from test_api_support import api_key  # noqa: F401
 
 from tnt import endpoints, events, messages
 from tnt.extensions import db

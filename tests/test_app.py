@@ -38,3 +38,15 @@ def test_nul_characters_are_refused_not_a_server_error(app, client, account):
     response = client.get("/logs?q=07%0012")
     assert response.status_code == 400
     assert b"NUL" in response.data
+
+
+def test_only_the_page_fixture_starts_a_browser():
+    """`make test` must pass on a machine without chromium: every browser test goes through
+    conftest's `page` fixture, which skips with the reason there."""
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    starters = [p.name for p in here.glob("*.py")
+                if p.name != "conftest.py" and ("sync_playwright" in p.read_text()
+                                                or "chromium.launch" in p.read_text())]
+    assert starters == []

@@ -2,67 +2,25 @@
 over HTTP, a real RQ worker on real Redis and a real receiving server."""
 import os
 import tempfile
-import threading
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select, update
-from werkzeug.serving import make_server
 
 from tnt import delivery, endpoints
 from tnt.clock import utcnow
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery
-from web_fixtures import PASSWORD, people  # noqa: F401 - fixture
+from web_fixtures import browser_sign_in as sign_in
 
-CHROMIUM = "/usr/bin/chromium"
 # Screenshots go to a temporary folder; `TNT_SCREENSHOTS_DIR=docs/screenshots make test`
 # refreshes the README's pictures.
 SHOTS = Path(os.environ.get("TNT_SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "tnt-shots")
-
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                reason=f"{CHROMIUM} is missing: apt-get install chromium")
-
-
-@pytest.fixture
-def server(app):
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-
-
-@pytest.fixture
-def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        context = browser.new_context(base_url=server, viewport={"width": 1360, "height": 900})
-        context.set_default_timeout(8000)
-        pg = context.new_page()
-        errors = []
-        pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield pg
-        browser.close()
-        assert errors == [], errors
 
 
 def shot(page, name):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def sign_in(page, email):
-    page.goto("/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/endpoints")
 
 
 def expire_retry_wait():

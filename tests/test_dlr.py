@@ -1,6 +1,6 @@
 """POST /provider/dlr: the carrier's delivery reports, and the simulated carrier's path."""
 import pytest
-from test_api_support import assert_error
+from api_helpers import assert_error
 
 from tnt import endpoints, messages
 from tnt.extensions import db

@@ -14,7 +14,7 @@ from tnt import apikeys, endpoints, messages
 from tnt.clock import utcnow
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery, Endpoint, Event
-from web_fixtures import people, sign_in  # noqa: F401 - fixture
+from web_fixtures import sign_in
 
 API_PREFIX = "/api/v1/"
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # answered by Flask from the GET view / the url_map

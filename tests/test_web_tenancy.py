@@ -6,7 +6,7 @@ from tnt import endpoints, messages
 from tnt.clock import utcnow
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery, Endpoint, Event, Message
-from web_fixtures import people, sign_in  # noqa: F401 - fixture
+from web_fixtures import sign_in
 
 HX = {"HX-Request": "true"}
 

@@ -1,7 +1,5 @@
-"""Shared pieces for the dashboard tests: two customer accounts and a support user."""
+"""Helpers for the dashboard tests (the fixtures themselves live in conftest.py)."""
 from dataclasses import dataclass
-
-import pytest
 
 from tnt import accounts
 
@@ -17,8 +15,8 @@ class People:
     sam: object  # support
 
 
-@pytest.fixture
-def people(app):
+def make_people() -> People:
+    """Two customer accounts (Acme: alice, Beta: bob) and a support user (sam)."""
     a = accounts.create_account("Acme")
     b = accounts.create_account("Beta")
     return People(
@@ -31,3 +29,12 @@ def people(app):
 
 def sign_in(client, email: str, password: str = PASSWORD):
     return client.post("/login", data={"email": email, "password": password})
+
+
+def browser_sign_in(page, email: str, password: str = PASSWORD) -> None:
+    """Sign in through the real form in the browser and wait for the Endpoints page."""
+    page.goto("/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/endpoints")
