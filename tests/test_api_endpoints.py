@@ -1,10 +1,9 @@
-import json
 
 from api_helpers import assert_error
+from payloads import assert_webhook
 
 from tnt.extensions import db
 from tnt.models import Delivery, Endpoint
-from tnt.signing import signature
 
 
 def _create(api, url, **extra):
@@ -70,8 +69,9 @@ def test_send_test_event_reaches_the_receiver_signed(api, receiver, work):
     assert d["is_test"] and d["event"] == "sms.undelivered" and d["endpoint_id"] == ep["id"]
     work()
     [req] = receiver.received()
-    assert json.loads(req["body"])["event"] == "sms.undelivered"
-    assert req["headers"]["X-TalkNTalk-Signature"] == signature(req["body"], "test-secret-1")
+    payload = assert_webhook(req, "test-secret-1")
+    assert payload["event"] == "sms.undelivered" and payload["data"]["status"] == "undelivered"
+    assert payload["data"]["source"] == "api" and payload["data"]["id"] == d["message_id"]
     assert db.session.get(Delivery, d["id"]).status == "delivered"
     assert_error(api.post(f"/api/v1/endpoints/{ep['id']}/test", json={"event": "sms.nope"}), 422)
 

@@ -98,11 +98,12 @@ def delete(endpoint: Endpoint) -> None:
     db.session.commit()
 
 
-def send_test(endpoint: Endpoint, event_type: str = "sms.delivered") -> Delivery:
-    """Deliver a sample payload now; it shows as a test in the logs."""
+def send_test(endpoint: Endpoint, event_type: str = "sms.delivered",
+              source: str = "dashboard") -> Delivery:
+    """Deliver a test event now (see events.fire_test); it shows as a test in the logs."""
     if event_type not in EVENTS:
         raise InvalidInput({"event": "Unknown event."})
-    d = events.fire_test(endpoint, event_type)
+    d = events.fire_test(endpoint, event_type, source)
     db.session.commit()
     queue.kick()
     return d

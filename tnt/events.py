@@ -10,17 +10,12 @@ from sqlalchemy import insert, select
 
 from .clock import nairobi_iso, utcnow
 from .extensions import db
-from .models import Delivery, Endpoint, Event
+from .models import Delivery, Endpoint, Event, Message
+from .states import EventType
 
-SAMPLE_DATA = {
-    "id": 9041,
-    "mobile": "254712345678",
-    "sender_id": "TALKNTALK",
-    "message": "Your OTP is 847291.",
-    "status": "delivered",
-    "network": "safaricom",
-    "source": "api",
-}
+# A test event's message: the spec's example, with its own id and the event's status.
+SAMPLE_MESSAGE = {"mobile": "254712345678", "sender_id": "TALKNTALK",
+                  "message": "Test event from TalkNTalk Webhooks.", "network": "safaricom"}
 
 
 def render(event_type: str, fired_at, data: dict) -> bytes:
@@ -50,14 +45,25 @@ def fire(message, event_type: str) -> int:
     return event_id
 
 
-def fire_test(endpoint: Endpoint, event_type: str = "sms.delivered") -> Delivery:
-    """A sample payload for one endpoint, marked as a test in the logs."""
+def fire_test(endpoint: Endpoint, event_type: str = EventType.DELIVERED,
+              source: str = "dashboard") -> Delivery:
+    """A test event for one endpoint, marked as a test in the logs.
+
+    Its payload has the shape of a real one: a message of its own (so `data.id` never repeats
+    and a receiver deduping on `data.id` + event keeps every test), with the status the event
+    means. The message is flagged `is_test` and kept out of message lists.
+    """
     now = utcnow()
-    data = SAMPLE_DATA | {"created_at": nairobi_iso(now), "updated_at": nairobi_iso(now)}
+    message = Message(account_id=endpoint.account_id, status=EventType(event_type).status,
+                      source=source, is_test=True, created_at=now, updated_at=now,
+                      **SAMPLE_MESSAGE)
+    db.session.add(message)
+    db.session.flush()
     event = Event(
         account_id=endpoint.account_id,
+        message_id=message.id,
         type=event_type,
-        body=render(event_type, now, data),
+        body=render(event_type, now, message.as_data()),
         fired_at=now,
         is_test=True,
     )

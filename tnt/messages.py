@@ -148,7 +148,7 @@ def search(account_id: int, *, status: str | None = None, mobile: str | None = N
            source: str | None = None, since=None, until=None, before_id: int | None = None,
            limit: int = 50) -> list[Message]:
     """The account's messages, newest first, filtered; `before_id` pages by id (keyset)."""
-    query = select(Message).where(Message.account_id == account_id)
+    query = select(Message).where(Message.account_id == account_id, Message.is_test.is_(False))
     if status:
         query = query.where(Message.status == status)
     if mobile:

@@ -8,14 +8,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .clock import utcnow
 from .crypto import EncryptedString
 from .extensions import db
+from .states import EventType
 
-EVENTS = {
-    "sms.sent": "Message was successfully submitted to the SMS provider",
-    "sms.delivered": "Provider confirmed delivery to the handset",
-    "sms.failed": "Submission to the provider failed",
-    "sms.undelivered": "Provider could not deliver (e.g. number unreachable)",
-    "sms.cancelled": "A queued message was cancelled before sending",
-}
+EVENTS = {e.value: e.description for e in EventType}  # name -> when it fires, in the spec's order
 
 
 class Account(db.Model):
@@ -50,6 +45,8 @@ class Message(db.Model):
     source: Mapped[str] = mapped_column(String(16))  # api | dashboard
     # The simulated provider's forced outcome (tests and demos); None lets it choose.
     simulate: Mapped[str | None] = mapped_column(String(16))
+    # Made by "Send test event": real in every field a webhook carries, kept out of lists.
+    is_test: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

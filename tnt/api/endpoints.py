@@ -1,7 +1,7 @@
 """/api/v1/endpoints: CRUD, enable/disable, the signing secret, test events (tnt.endpoints)."""
 from flask import url_for
 
-from .. import endpoints
+from .. import deliveries, endpoints
 from .core import account_id, bp, iso, json_body
 from .deliveries import delivery_json
 
@@ -104,5 +104,5 @@ def clear_endpoint_secret(endpoint_id):
 def test_endpoint(endpoint_id):
     e = _endpoint(endpoint_id)
     body = json_body({"event": str}, allow_empty=True)
-    d = endpoints.send_test(e, body.get("event", "sms.delivered"))
-    return delivery_json(d, d.event, None), 202
+    d = endpoints.send_test(e, body.get("event", "sms.delivered"), source="api")
+    return delivery_json(d, d.event, deliveries.mobile_of(d)), 202

@@ -4,20 +4,19 @@ import json
 from flask import current_app
 
 from .. import events
-from ..clock import nairobi_iso, utcnow
-from ..models import EVENTS
+from ..clock import utcnow
+from ..models import EVENTS, Message
+from ..states import EventType
 from .core import bp
-
-STATUS_OF = {"sms.sent": "sent", "sms.delivered": "delivered", "sms.failed": "failed",
-             "sms.undelivered": "undelivered", "sms.cancelled": "cancelled"}
 
 
 def example(event_type: str) -> dict:
     """A payload exactly as a webhook would carry it (rendered by tnt.events.render)."""
     now = utcnow().replace(microsecond=0)
-    data = events.SAMPLE_DATA | {"status": STATUS_OF[event_type],
-                                 "created_at": nairobi_iso(now), "updated_at": nairobi_iso(now)}
-    return json.loads(events.render(event_type, now, data))
+    message = Message(id=9041, **events.SAMPLE_MESSAGE | {"message": "Your OTP is 847291."},
+                      status=EventType(event_type).status, source="api", created_at=now,
+                      updated_at=now)  # never added to the session
+    return json.loads(events.render(event_type, now, message.as_data()))
 
 
 @bp.get("/event-types")

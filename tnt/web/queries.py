@@ -244,7 +244,7 @@ def message_events(message_ids: list[int]) -> dict[int, list[str]]:
 
 
 def messages_for(account_id: int | None, limit: int = 100) -> list[Message]:
-    query = select(Message).order_by(Message.id.desc()).limit(limit)
+    query = select(Message).where(Message.is_test.is_(False)).order_by(Message.id.desc()).limit(limit)
     if account_id is not None:
         query = query.where(Message.account_id == account_id)
     return list(db.session.scalars(query))
