@@ -1,9 +1,10 @@
 
 from api_helpers import assert_error
 from payloads import assert_webhook
+from sqlalchemy import select
 
 from tnt.extensions import db
-from tnt.models import Delivery, Endpoint
+from tnt.models import EVENTS, Delivery, Endpoint
 
 
 def _create(api, url, **extra):
@@ -35,12 +36,43 @@ def test_invalid_endpoint_fields_are_422_and_change_nothing(api, receiver):
     assert set(err["fields"]) == {"url", "events"}
     assert_error(api.post("/api/v1/endpoints", json={"url": receiver.url, "events": "sms.sent"}),
                  422)
-    assert_error(api.post("/api/v1/endpoints", json={"url": receiver.url}), 422)
+    assert_error(api.post("/api/v1/endpoints", json={"events": ["sms.sent"]}), 422)
     ep = _create(api, receiver.url)
     assert_error(api.patch(f"/api/v1/endpoints/{ep['id']}",
                            json={"description": "new", "events": []}), 422)
     assert_error(api.patch(f"/api/v1/endpoints/{ep['id']}", json={"enabled": "no"}), 422)
     assert db.session.get(Endpoint, ep["id"]).description == ""
+
+
+def test_events_default_to_all_of_them_as_the_document_and_the_cli_say(app, api, receiver,
+                                                                         account, runner):
+    resp = api.post("/api/v1/endpoints", json={"url": receiver.url})
+    assert resp.status_code == 201
+    assert resp.get_json()["events"] == list(EVENTS)
+    schema = api.get("/api/v1/openapi.json").get_json()["components"]["schemas"]["EndpointInput"]
+    assert schema["required"] == ["url"]
+    out = runner.invoke(args=["tnt", "create-endpoint", "--account", account.name,
+                              "--url", receiver.url])
+    assert out.exit_code == 0, out.output
+    assert db.session.scalars(select(Endpoint).order_by(Endpoint.id.desc())).first().event_list \
+        == list(EVENTS)
+
+
+def test_a_422_names_every_bad_field_at_once(api, receiver):
+    bad = {"url": 5, "events": ["sms.x"], "description": "x" * 300, "secret": "short",
+           "colour": "red"}
+    err = assert_error(api.post("/api/v1/endpoints", json=bad), 422)
+    assert set(err["fields"]) == {"url", "events", "description", "secret", "colour"}
+    assert err["fields"]["url"] == "Must be a string."
+    err = assert_error(api.post("/api/v1/endpoints", json={"url": "ftp://x", "events": "all"}), 422)
+    assert set(err["fields"]) == {"url", "events"}
+    ep = _create(api, receiver.url)
+    err = assert_error(api.patch(f"/api/v1/endpoints/{ep['id']}",
+                                 json={"url": "http://10.0.0.1/", "enabled": "no"}), 422)
+    assert set(err["fields"]) == {"url", "enabled"}
+    err = assert_error(api.post("/api/v1/messages", json={"mobile": 712, "message": " ",
+                                                          "sender_id": "far too long id"}), 422)
+    assert set(err["fields"]) == {"mobile", "message", "sender_id"}
 
 
 def test_enable_disable_and_secret(api, receiver):

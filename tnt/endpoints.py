@@ -1,4 +1,5 @@
 """Webhook endpoints: create, edit, enable/disable, delete, send a test event."""
+import re
 import secrets as _secrets
 
 from flask import current_app
@@ -9,6 +10,10 @@ from .clock import utcnow
 from .errors import InvalidInput, NotFound
 from .extensions import db
 from .models import EVENTS, Delivery, Endpoint
+
+
+# Visible ASCII only: what the receiver's HMAC key bytes are is then never in doubt.
+SECRET = re.compile(r"[!-~]{8,255}")
 
 
 def generate_secret() -> str:
@@ -25,8 +30,13 @@ def get(account_id: int | None, endpoint_id: int) -> Endpoint:
     return endpoint
 
 
-def validate(url: str, events_: list[str], description: str = "", secret: str | None = None) -> dict:
-    """Check the fields; return them cleaned, or raise InvalidInput naming each bad field."""
+def validate(url: str, events_: list[str] | None, description: str = "",
+             secret: str | None = None) -> dict:
+    """Check the fields; return them cleaned, or raise InvalidInput naming each bad field.
+
+    `events_` None subscribes to every event (the API's and the CLI's default); an empty list
+    is an error. `secret` None leaves it out of the result (unchanged), "" means no secret.
+    """
     errors, clean = {}, {}
     try:
         clean["url"] = netguard.check_url(
@@ -36,7 +46,9 @@ def validate(url: str, events_: list[str], description: str = "", secret: str | 
         )
     except netguard.UnsafeURL as exc:
         errors["url"] = str(exc)
-    unknown = [e for e in events_ or [] if e not in EVENTS]
+    if events_ is None:
+        events_ = list(EVENTS)
+    unknown = [e for e in events_ if e not in EVENTS]
     if unknown:
         errors["events"] = "Unknown event: " + ", ".join(unknown) + "."
     elif not events_:
@@ -48,16 +60,16 @@ def validate(url: str, events_: list[str], description: str = "", secret: str | 
         errors["description"] = "At most 255 characters."
     clean["description"] = description
     if secret is not None:
-        secret = secret.strip()
-        if secret and not (8 <= len(secret) <= 255):
-            errors["secret"] = "Use 8 to 255 characters, or leave it empty for no signature."
+        if secret and not SECRET.fullmatch(secret):
+            errors["secret"] = ("Use 8 to 255 visible characters (letters, digits, punctuation; "
+                                "no spaces), or leave it empty for no signature.")
         clean["secret"] = secret or None
     if errors:
         raise InvalidInput(errors)
     return clean
 
 
-def create(account_id: int, url: str, events_: list[str], description: str = "",
+def create(account_id: int, url: str, events_: list[str] | None = None, description: str = "",
            secret: str | None = None, enabled: bool = True) -> Endpoint:
     fields = validate(url, events_, description, secret)
     endpoint = Endpoint(account_id=account_id, enabled=enabled, **fields)

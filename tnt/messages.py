@@ -34,6 +34,21 @@ class InvalidTransition(Conflict):
 def send_sms(account_id: int, mobile: str, sender_id: str, message: str, *,
              source: str = "dashboard", simulate: str | None = None) -> Message:
     """Validate, store as queued, and hand to a worker for submission."""
+    mobile, sender_id = validate(mobile, sender_id, message, source=source, simulate=simulate)
+    now = utcnow()
+    msg = Message(account_id=account_id, mobile=mobile, sender_id=sender_id, message=message,
+                  network=network_for(mobile), source=source, simulate=simulate,
+                  created_at=now, updated_at=now)
+    db.session.add(msg)
+    db.session.commit()
+    queue.enqueue("tnt.jobs.submit_message", msg.id)
+    return msg
+
+
+def validate(mobile: str, sender_id: str, message: str, *, source: str = "dashboard",
+             simulate: str | None = None) -> tuple[str, str]:
+    """Check a message to send; return (mobile, sender_id) normalised, or raise InvalidInput
+    naming each bad field."""
     errors = {}
     try:
         mobile = normalise_mobile(mobile)
@@ -52,14 +67,7 @@ def send_sms(account_id: int, mobile: str, sender_id: str, message: str, *,
         errors["source"] = "Must be api or dashboard."
     if errors:
         raise InvalidInput(errors)
-    now = utcnow()
-    msg = Message(account_id=account_id, mobile=mobile, sender_id=sender_id, message=message,
-                  network=network_for(mobile), source=source, simulate=simulate,
-                  created_at=now, updated_at=now)
-    db.session.add(msg)
-    db.session.commit()
-    queue.enqueue("tnt.jobs.submit_message", msg.id)
-    return msg
+    return mobile, sender_id
 
 
 def submit_message(message_id: int) -> None:

@@ -33,9 +33,11 @@ def list_endpoints():
 
 @bp.post("/endpoints")
 def create_endpoint():
-    body = json_body(FIELDS, required=("url", "events"))
-    e = endpoints.create(account_id(), body["url"], body["events"], body.get("description", ""),
-                         body.get("secret"), enabled=body.get("enabled", True))
+    body = json_body(FIELDS, required=("url",), check=lambda b: endpoints.validate(
+        b.get("url", ""), b.get("events"), b.get("description", ""), b.get("secret")))
+    e = endpoints.create(account_id(), body["url"], body.get("events"),
+                         body.get("description", ""), body.get("secret"),
+                         enabled=body.get("enabled", True))
     return endpoint_json(e), 201, {"Location": url_for("api.get_endpoint", endpoint_id=e.id)}
 
 
@@ -47,7 +49,9 @@ def get_endpoint(endpoint_id):
 @bp.patch("/endpoints/<int:endpoint_id>")
 def update_endpoint(endpoint_id):
     e = _endpoint(endpoint_id)
-    body = json_body(FIELDS, allow_empty=True)
+    body = json_body(FIELDS, allow_empty=True, check=lambda b: endpoints.validate(
+        b.get("url", e.url), b.get("events", e.event_list), b.get("description", e.description),
+        b.get("secret")))
     # Validate everything before changing anything: update() checks url/events/description/secret.
     endpoints.validate(body.get("url", e.url), body.get("events", e.event_list),
                        body.get("description", e.description), body.get("secret"))

@@ -14,7 +14,9 @@ def message_json(msg) -> dict:
 @bp.post("/messages")
 def send_message():
     body = json_body({"mobile": str, "message": str, "sender_id": str, "simulate": "str?"},
-                     required=("mobile", "message"))
+                     required=("mobile", "message"), check=lambda b: messages.validate(
+                         b.get("mobile", ""), b.get("sender_id", "TALKNTALK"),
+                         b.get("message", ""), simulate=b.get("simulate")))
     msg = messages.send_sms(account_id(), body["mobile"], body.get("sender_id", "TALKNTALK"),
                             body["message"], source="api", simulate=body.get("simulate"))
     return message_json(msg), 201, {"Location": url_for("api.get_message", message_id=msg.id)}

@@ -3,7 +3,7 @@
 Written by hand next to the routes; tests check that every route is in it and nothing else is,
 and schemathesis checks the live app's answers against it.
 """
-from .. import __version__
+from .. import MAX_ID, __version__
 from ..models import EVENTS
 from .core import bp
 
@@ -11,9 +11,16 @@ MESSAGE_STATUSES = ["queued", "sent", "delivered", "failed", "undelivered", "can
 DELIVERY_STATUSES = ["pending", "retrying", "delivered", "failed"]
 EVENT_NAMES = list(EVENTS)
 
+# Patterns for what the server's own checks accept (tnt.phones, tnt.messages, tnt.endpoints).
+MOBILE = r"^(0|\+?254)[17][0-9]{8}$"
+SENDER_ID = r"^[A-Za-z0-9][A-Za-z0-9 ]{0,10}$"
+NO_NUL = r"^[^\u0000]*$"
+TEXT = r"^[^\u0000]*\S[^\u0000]*$"  # some text that is not only spaces
+SECRET = r"[!-~]{8,255}"
+
 STR = {"type": "string"}
 INT = {"type": "integer"}
-ID = {"type": "integer", "minimum": 1}
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_STR = {"type": ["string", "null"]}
 NULLABLE_INT = {"type": ["integer", "null"]}
@@ -44,11 +51,13 @@ SCHEMAS = {
     "MessagePage": obj({"data": {"type": "array", "items": ref("Message")},
                         "next_cursor": NULLABLE_STR}),
     "SendMessage": obj({
-        "mobile": {"type": "string", "description": "Kenyan mobile, e.g. 0712345678 or "
-                   "+254712345678.", "examples": ["0712345678"]},
-        "message": {"type": "string", "maxLength": 918, "examples": ["Your OTP is 847291."]},
-        "sender_id": {"type": "string", "description": "1 to 11 letters, digits or spaces; "
-                      "default TALKNTALK.", "examples": ["TALKNTALK"]},
+        "mobile": {"type": "string", "pattern": MOBILE, "examples": ["0712345678"],
+                   "description": "Kenyan mobile, e.g. 0712345678 or +254712345678 (spaces, "
+                   "dashes and brackets are ignored)."},
+        "message": {"type": "string", "minLength": 1, "maxLength": 918, "pattern": TEXT,
+                    "examples": ["Your OTP is 847291."]},
+        "sender_id": {"type": "string", "pattern": SENDER_ID, "examples": ["TALKNTALK"],
+                      "description": "1 to 11 letters, digits or spaces; default TALKNTALK."},
         "simulate": {"type": ["string", "null"],
                      "enum": ["delivered", "undelivered", "failed", "hold", None],
                      "description": "Simulated carrier only: force the outcome."},
@@ -61,15 +70,22 @@ SCHEMAS = {
     }),
     "EndpointList": obj({"data": {"type": "array", "items": ref("Endpoint")}}),
     "EndpointInput": obj({
-        "url": {"type": "string", "examples": ["https://example.com/webhooks"]},
-        "events": {"type": "array", "items": {"type": "string", "enum": EVENT_NAMES},
-                   "examples": [["sms.delivered", "sms.undelivered"]]},
-        "description": {"type": "string", "maxLength": 255},
-        "secret": {"type": ["string", "null"],
-                   "description": "Signing secret (8 to 255 characters); null or \"\" for none."},
+        "url": {"type": "string", "format": "uri", "maxLength": 2048,
+                "examples": ["https://example.com/webhooks"],
+                "description": "http(s) URL (https only in production). Its host must resolve "
+                "to public addresses only: private, loopback, link-local and metadata "
+                "addresses are refused (422)."},
+        "events": {"type": "array", "minItems": 1,
+                   "items": {"type": "string", "enum": EVENT_NAMES},
+                   "examples": [["sms.delivered", "sms.undelivered"]],
+                   "description": "Events to receive. Omitted when creating: all of them."},
+        "description": {"type": "string", "maxLength": 255, "pattern": NO_NUL},
+        "secret": {"type": ["string", "null"], "pattern": f"^({SECRET})?$",
+                   "description": "Signing secret: 8 to 255 visible ASCII characters (no "
+                   "spaces); null or \"\" for none."},
         "enabled": {"type": "boolean"},
-    }, required=[]),
-    "SecretInput": obj({"secret": {"type": "string", "minLength": 8, "maxLength": 255}}),
+    }, required=["url"]),
+    "SecretInput": obj({"secret": {"type": "string", "pattern": f"^{SECRET}$"}}),
     "TestInput": obj({"event": {"type": "string", "enum": EVENT_NAMES}}, required=[]),
     "Delivery": obj({
         "id": INT, "uid": STR, "endpoint_id": INT,
