@@ -241,7 +241,7 @@ def page(live_server):
             pg = context.new_page()
             pg.problems = []
             pg.on("pageerror", lambda exc: pg.problems.append(f"page error: {exc}"))
-            pg.on("console", lambda msg: pg.problems.append(msg.text)
+            pg.on("console", lambda msg: pg.problems.append(f"{pg.url}: {msg.text}")
                   if "Content Security Policy" in msg.text else None)
             yield pg
             assert pg.problems == [], pg.problems
