@@ -9,10 +9,13 @@ from sqlalchemy import select
 
 from tnt import delivery, endpoints, messages, queue
 from tnt.clock import utcnow
+from tnt.delivery import claiming, recording
+from tnt.delivery.recording import Answer
 from tnt.errors import Conflict
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery, Event
 from tnt.states import EventType
+from tnt.transport import Response
 
 SECRET = "whsec_test_secret_123"
 
@@ -32,6 +35,13 @@ def attempts(delivery_id=None):
 def only_delivery() -> Delivery:
     db.session.expire_all()
     return db.session.scalars(select(Delivery)).one()
+
+
+def claim(limit: int) -> list:
+    """Claim as a worker would, and commit (the tests then play that worker's fate)."""
+    items = claiming.claim(db.session.connection(), delivery.settings(), limit)
+    db.session.commit()
+    return items
 
 
 def fire_one(account, event="sms.sent"):
@@ -150,7 +160,7 @@ def test_event_fired_while_redis_is_down_is_delivered_once_redis_is_back(
         app.extensions.pop("tnt_redis", None)
         work()
         assert receiver.received() == []  # nothing was enqueued
-        clock.tick(delivery.SWEEP_GRACE.total_seconds())
+        clock.tick(delivery.settings().sweep_grace)
         assert delivery.sweep() == 1
         work()
     assert len(receiver.received()) == 1
@@ -219,19 +229,19 @@ def test_two_claims_never_share_a_delivery(app, account, receiver):
     endpoints.create(account.id, receiver.url, ["sms.cancelled"])
     for _ in range(5):
         fire_one(account)
-    first = [o.delivery_id for o in delivery.claim(limit=3)[1]]
-    second = [o.delivery_id for o in delivery.claim(limit=10)[1]]
+    first = [o.delivery_id for o in claim(3)]
+    second = [o.delivery_id for o in claim(10)]
     assert len(first) == 3 and len(second) == 2 and not set(first) & set(second)
-    assert delivery.claim(limit=10)[1] == []
+    assert claim(10) == []
 
 
 def test_a_dead_workers_claim_expires(app, account, endpoint, receiver, work):
     with freeze_time("2026-05-20 08:30") as clock:
         fire_one(account)
-        delivery.claim(limit=10)  # claimed, then the worker is killed
+        claim(10)  # claimed, then the worker is killed
         work()
         assert receiver.received() == []
-        clock.tick(delivery.LEASE.total_seconds() + 1)
+        clock.tick(delivery.settings().lease + 1)
         delivery.sweep()
         work()
     assert len(receiver.received()) == 1
@@ -314,31 +324,33 @@ def test_a_black_holed_endpoint_does_not_hold_up_the_others(app, account, receiv
     assert d.status == "retrying" and d.lease_token is None
 
 
-def test_a_lane_starts_no_post_its_lease_could_not_cover(app, account, work, monkeypatch,
-                                                       black_hole):
+def test_a_lane_starts_no_post_its_lease_could_not_cover(app, account, work, black_hole):
+    """One lane, three deliveries, a black hole: the first POST times out after 0.4 s of a
+    0.6 s lease, leaving too little for another whole POST. The two waiting are given back at
+    once (not left to expire), and a later claim sends the next."""
     import time
 
-    monkeypatch.setattr(delivery, "PER_ENDPOINT", 1)  # one lane: the three wait in line
-    monkeypatch.setattr(delivery, "LEASE", timedelta(seconds=0.6))
-    app.config["TNT_DELIVERY_TIMEOUT"] = 0.4
+    app.config.update(TNT_PER_ENDPOINT=1, TNT_LEASE_SECONDS=0.6, TNT_DELIVERY_TIMEOUT=0.4)
     endpoints.create(account.id, black_hole, ["sms.cancelled"])
     for _ in range(3):
         fire_one(account)
     work()
-    time.sleep(1.0)  # time for two POSTs to time out, one after the other
+    deadline = time.monotonic() + 2
+    while len(attempts()) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     db.session.expire_all()
-    assert len(attempts()) == 1  # the next two would have outlived their lease
+    assert len(attempts()) == 1
+    waiting = db.session.scalars(select(Delivery).where(Delivery.attempts_count == 0)).all()
+    assert len(waiting) == 2
+    assert all(d.lease_token is None and d.status == "pending" for d in waiting)  # given back
 
 
-def test_a_slow_endpoints_backlog_is_put_off_not_hoarded(app, account, receiver, monkeypatch,
-                                                        black_hole):
+def test_a_slow_endpoints_backlog_is_put_off_not_hoarded(app, account, receiver, black_hole):
     """A black-holed endpoint keeps its lanes busy; the worker holds only HOLD_PER_ENDPOINT of
     its deliveries, gives the rest back, and once the endpoint is silent for SLOW_AFTER puts its
     backlog off for a deadline, so claims stop scanning past it. Healthy endpoints go on."""
-    monkeypatch.setattr(delivery, "PER_ENDPOINT", 1)
-    monkeypatch.setattr(delivery, "HOLD_PER_ENDPOINT", 2)
-    monkeypatch.setattr(delivery, "SLOW_AFTER", 0.1)
-    app.config["TNT_DRAIN_IDLE"] = 0.5  # the drain job stays long enough to see it go quiet
+    app.config.update(TNT_PER_ENDPOINT=1, TNT_HOLD_PER_ENDPOINT=2, TNT_SLOW_AFTER=0.1,
+                      TNT_DRAIN_IDLE=0.5)  # the drain job stays long enough to see it go quiet
     slow = endpoints.create(account.id, black_hole, ["sms.cancelled"])
     endpoints.create(account.id, receiver.url, ["sms.cancelled"])
     for _ in range(5):
@@ -361,14 +373,11 @@ def test_a_worker_that_lost_its_claim_records_nothing(app, account, endpoint):
     worker's to record, not a second attempt row beside it."""
     from sqlalchemy import update
 
-    from tnt.transport import Response
-
     fire_one(account)
-    _, (late,) = delivery.claim(limit=1)
+    (late,) = claim(1)
     db.session.execute(update(Delivery).values(lease_token="another-workers-claim"))
     db.session.commit()
-    delivery._record(db.session.connection(), [(late, utcnow(), Response(status=200))],
-                     trigger="auto", requested_by=None)
+    recording.record(db.session.connection(), [Answer(late, utcnow(), Response(status=200))])
     db.session.commit()
     assert attempts() == []
     d = only_delivery()

@@ -232,7 +232,7 @@ def test_retries_scheduled_in_redis_survive_flushall_through_the_sweeper(
         clock.tick(60)
         work()
         assert {d.status for d in deliveries()} == {"retrying"}, "nothing left to run them"
-        clock.tick(delivery.SWEEP_GRACE.total_seconds())
+        clock.tick(delivery.settings().sweep_grace)
         assert delivery.sweep() == 3
         work()
     assert {(d.status, d.attempts_count) for d in deliveries()} == {("delivered", 2)}

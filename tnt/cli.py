@@ -91,11 +91,19 @@ def send_sms(account_ref, mobile, message, sender_id, simulate):
 
 @tnt_cli.command("worker")
 @click.option("--burst", is_flag=True, help="Work until the queue is empty, then exit.")
-def worker(burst):
-    """Run an RQ worker with the scheduler and the sweeper (the app is built once)."""
+@click.option("--processes", type=click.IntRange(min=1), default=None,
+              help="Worker processes to run under one supervisor (default: "
+                   "TNT_WORKER_PROCESSES, 1). One per core uses every core.")
+def worker(burst, processes):
+    """Run RQ workers with the scheduler and the sweeper (the app is built once)."""
     from . import worker as worker_mod
 
-    worker_mod.run(current_app._get_current_object(), burst=burst)
+    app = current_app._get_current_object()
+    worker_mod.limit_database_sessions(app)
+    processes = processes or app.config["TNT_WORKER_PROCESSES"]
+    if processes > 1 and not burst:
+        raise SystemExit(worker_mod.run_many(app, processes))
+    worker_mod.run(app, burst=burst)
 
 
 @tnt_cli.command("sweep")

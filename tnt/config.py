@@ -39,11 +39,18 @@ def from_env(env=os.environ) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,  # a dashboard tab left open an hour must still post
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # The delivery engine (tnt.delivery.settings says what each one means).
         "TNT_DELIVERY_TIMEOUT": 10.0,
+        # Shorter only for fault tests and bench/chaos.py: the lease must outlast a POST.
+        "TNT_LEASE_SECONDS": float(env.get("TNT_LEASE_SECONDS", "120")),
         "TNT_BATCH_SIZE": int(env.get("TNT_BATCH_SIZE", "200")),
-        "TNT_SEND_CONCURRENCY": int(env.get("TNT_SEND_CONCURRENCY", "64")),
-        # A drain job with nothing to do waits this long for new events before it ends.
+        "TNT_SEND_CONCURRENCY": int(env.get("TNT_SEND_CONCURRENCY", "1024")),
+        "TNT_PER_ENDPOINT": int(env.get("TNT_PER_ENDPOINT", "8")),
+        "TNT_HOLD_PER_ENDPOINT": int(env.get("TNT_HOLD_PER_ENDPOINT", "32")),
+        "TNT_SLOW_AFTER": 1.0,
         "TNT_DRAIN_IDLE": float(env.get("TNT_DRAIN_IDLE", "0.5")),
+        "TNT_WORKER_PROCESSES": int(env.get("TNT_WORKER_PROCESSES", "1")),
+        "TNT_FAULT": env.get("TNT_FAULT", ""),  # fault injection, for the fault tests only
         # Proxies in front of the web process (a PaaS router is 1): their X-Forwarded-For and
         # X-Forwarded-Proto are trusted, so throttling and rate limits see the client's address.
         "TNT_PROXY_HOPS": int(env.get("TNT_PROXY_HOPS", "0")),

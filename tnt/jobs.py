@@ -1,23 +1,37 @@
 """RQ job functions. They take ids, never payloads, and run inside the worker's app context
-(see tnt.worker); each ends by returning its database connection to the pool."""
+(see tnt.worker); each ends by returning its database connection to the pool.
+
+A job that fails because the database went away (a restart, a failover, a statement cut off by
+the worker's session limits) ends quietly with a warning instead of piling up in RQ's failed-job
+registry: its work is still in the database, and the sweeper enqueues it again.
+"""
 import functools
+import logging
+
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from . import delivery, messages
 from .extensions import db
 
+log = logging.getLogger(__name__)
 
-def _session_scoped(func):
+
+def _job(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("%s stopped: the database is unavailable (%s); the sweeper will "
+                        "enqueue its work again", func.__name__, str(exc).splitlines()[0])
+            return None
         finally:
             db.session.remove()
 
     return wrapper
 
 
-@_session_scoped
+@_job
 def deliver_due(ids: list[int] | None = None) -> int:
     from . import queue
 
@@ -25,6 +39,12 @@ def deliver_due(ids: list[int] | None = None) -> int:
     return delivery.deliver_due(ids)
 
 
-@_session_scoped
+@_job
 def submit_message(message_id: int) -> None:
     messages.submit_message(message_id)
+
+
+@_job
+def report_delivery(message_id: int, status: str) -> None:
+    """The simulated carrier's delivery report."""
+    messages.record_delivery_report(message_id, status)

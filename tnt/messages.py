@@ -8,7 +8,7 @@ import re
 from flask import current_app
 from sqlalchemy import select
 
-from . import events, queue
+from . import events, jobs, queue
 from .clock import utcnow
 from .errors import Conflict, InvalidInput, NotFound
 from .extensions import db
@@ -41,7 +41,7 @@ def send_sms(account_id: int, mobile: str, sender_id: str, message: str, *,
                   created_at=now, updated_at=now)
     db.session.add(msg)
     db.session.commit()
-    queue.enqueue("tnt.jobs.submit_message", msg.id)
+    queue.enqueue(jobs.submit_message, msg.id)
     return msg
 
 
@@ -130,7 +130,7 @@ def provider():
     if "tnt_provider" not in ext:
         delay = current_app.config["TNT_SIMULATED_DLR_DELAY"]
         ext["tnt_provider"] = SimulatedProvider(
-            lambda mid, status: queue.enqueue_in(delay, "tnt.api.dlr.report_job", mid, status)
+            lambda mid, status: queue.enqueue_in(delay, jobs.report_delivery, mid, status)
         )
     return ext["tnt_provider"]
 

@@ -1,6 +1,7 @@
 """Redis and RQ: transport only. The database is the truth; losing Redis loses nothing."""
 import logging
 import time
+from datetime import timedelta
 
 from flask import current_app
 from redis import Redis
@@ -42,7 +43,9 @@ def kick() -> None:
         pipe.rpush(BELL_KEY, 1).ltrim(BELL_KEY, -1, -1).expire(BELL_KEY, 60)
         pipe.set(KICK_KEY, 1, nx=True, ex=30)
         if pipe.execute()[-1]:
-            queue().enqueue("tnt.jobs.deliver_due", **JOB_OPTIONS)
+            from .jobs import deliver_due
+
+            queue().enqueue(deliver_due, **JOB_OPTIONS)
     except Exception as exc:  # noqa: BLE001 - any Redis failure must not fail the caller
         log.warning("could not enqueue deliveries (the sweeper will): %s", exc)
 
@@ -56,18 +59,17 @@ def wait_for_bell(timeout: float) -> bool:
         return False
 
 
-def enqueue_in(seconds: float, func: str, *args) -> None:
-    """Schedule a job; failures are logged, the sweeper covers for them."""
-    from datetime import timedelta
-
+def enqueue_in(seconds: float, func, *args) -> None:
+    """Schedule a job (a function of tnt.jobs); failures are logged, the sweeper covers them."""
     try:
         queue().enqueue_in(timedelta(seconds=seconds), func, *args, **JOB_OPTIONS)
     except Exception as exc:  # noqa: BLE001
-        log.warning("could not schedule %s (the sweeper will): %s", func, exc)
+        log.warning("could not schedule %s (the sweeper will): %s", func.__name__, exc)
 
 
-def enqueue(func: str, *args) -> None:
+def enqueue(func, *args) -> None:
+    """Enqueue a job (a function of tnt.jobs); failures are logged, the sweeper covers them."""
     try:
         queue().enqueue(func, *args, **JOB_OPTIONS)
     except Exception as exc:  # noqa: BLE001
-        log.warning("could not enqueue %s (the sweeper will): %s", func, exc)
+        log.warning("could not enqueue %s (the sweeper will): %s", func.__name__, exc)

@@ -1,15 +1,20 @@
 """The worker process: an RQ SimpleWorker with the scheduler, plus a sweeper thread.
 
 SimpleWorker runs jobs in this process instead of forking one per job: the app, its database
-pool and the HTTP keep-alive pools are built once, which is what makes batching pay off.
+pool and the delivery engine (its libcurl connections) are built once, which is what makes
+batching pay off. `run_many` forks several such processes under one supervisor, so one worker
+container can use every core.
 """
 import logging
+import os
 import signal
 import threading
+import time
 
 import redis.exceptions
 from flask import Flask
 from rq import SimpleWorker
+from sqlalchemy import event
 
 from . import delivery, queue
 from .extensions import db
@@ -17,6 +22,7 @@ from .extensions import db
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY = 5.0  # seconds
+SETTLE_SECONDS = 0.5  # a burst worker waits this long for POSTs under way before it returns
 
 
 def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
@@ -42,7 +48,7 @@ def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
                 if worker is not None and worker.pubsub_thread:  # teardown could not unsubscribe
                     worker.pubsub_thread.stop()
             if burst:
-                delivery.settle(delivery.SETTLE_SECONDS)  # slower POSTs record themselves later
+                delivery.settle(SETTLE_SECONDS)  # slower POSTs record themselves later
                 return done
             if worker is not None and worker._shutdown_requested_date is not None:
                 delivery.shutdown(app.config["TNT_DELIVERY_TIMEOUT"] + 5)
@@ -83,3 +89,70 @@ def _sweep_forever(app: Flask) -> None:
                 log.warning("sweep failed: %s", exc)
             finally:
                 db.session.remove()
+
+
+def limit_database_sessions(app: Flask) -> None:
+    """On PostgreSQL, end a worker's session that sits inside a transaction, or runs one
+    statement, for long (a frozen or paused process), well within the delivery lease: its row
+    locks are released so other workers can claim the rows, and its late commit fails cleanly
+    instead of sending deliveries another worker may send too."""
+    if db.engine.dialect.name != "postgresql":
+        return  # SQLite (development) has no such limits
+    s = delivery.settings()
+    limits = {"idle_in_transaction_session_timeout": int(s.idle_in_transaction * 1000),
+              "statement_timeout": int(s.statement_timeout * 1000)}
+
+    @event.listens_for(db.engine, "connect")
+    def _limit(dbapi_connection, _record):
+        with dbapi_connection.cursor() as cur:
+            for name, ms in limits.items():
+                cur.execute(f"SET {name} = {ms}")
+        dbapi_connection.commit()
+
+    db.engine.dispose()  # connections made before this have no limits
+
+
+def run_many(app: Flask, processes: int) -> int:
+    """Fork `processes` workers and look after them: one that dies is started again, and
+    SIGTERM/SIGINT is passed on to all and waited for (each finishes what it holds)."""
+    children: dict[int, int] = {}  # pid -> slot
+    stopping = threading.Event()
+
+    def start(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: nothing of the parent's is in use yet (no threads, no sockets)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_DFL)
+            code = 0
+            try:
+                run(app)
+            except BaseException:  # noqa: BLE001 - reported, then the parent starts another
+                log.exception("worker process %d crashed", os.getpid())
+                code = 1
+            os._exit(code)
+        children[pid] = slot
+
+    def stop(sig, _frame):
+        stopping.set()
+        for pid in children:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    for slot in range(processes):
+        start(slot)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        slot = children.pop(pid, None)
+        if slot is not None and not stopping.is_set():
+            log.warning("worker process %d exited (%s); starting another", pid,
+                        os.waitstatus_to_exitcode(status))
+            time.sleep(1)  # a process that dies at once must not spin
+            start(slot)
+    return 0

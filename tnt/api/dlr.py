@@ -1,31 +1,17 @@
 """`POST /provider/dlr`: the SMS carrier's delivery reports, authenticated with a shared secret.
 
-The simulated carrier reports through the same function (`report`), from an RQ job.
+The simulated carrier reports through the same function (`messages.record_delivery_report`),
+from an RQ job (`tnt.jobs.report_delivery`).
 """
 import hmac
 
 from flask import Blueprint, current_app, request
 
 from .. import messages
-from ..extensions import db
 from .core import ApiError, handle_exception, json_body
 
 bp = Blueprint("provider", __name__, url_prefix="/provider")
 bp.register_error_handler(Exception, handle_exception)
-
-
-def report(message_id: int, status: str):
-    """Apply one delivery report: the message becomes delivered or undelivered, and its
-    event fires webhooks."""
-    return messages.record_delivery_report(message_id, status)
-
-
-def report_job(message_id: int, status: str) -> None:
-    """RQ job for the simulated carrier's report (runs in the worker's app context)."""
-    try:
-        report(message_id, status)
-    finally:
-        db.session.remove()
 
 
 def _authorised() -> bool:
@@ -47,5 +33,5 @@ def delivery_report():
     if body["status"] not in ("delivered", "undelivered"):
         raise ApiError(422, "invalid_input", "Some fields are not valid.",
                        {"status": "Must be delivered or undelivered."})
-    msg = report(body["message_id"], body["status"])
+    msg = messages.record_delivery_report(body["message_id"], body["status"])
     return {"message_id": msg.id, "status": msg.status}
