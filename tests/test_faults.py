@@ -145,7 +145,7 @@ def test_sigkill_mid_batch_then_another_worker_completes_after_the_lease(
         app, account, endpoint, hooks, spawn):
     hooks.delay = 0.3
     fire(account.id, 30)
-    first = spawn("killed", TNT_LEASE_SECONDS="1")
+    first = spawn("killed", TNT_LEASE_SECONDS="2", TNT_DELIVERY_TIMEOUT="1")
     queue.kick()
     wait_until(hooks.first_hit.is_set, 30, "the first POST", [first])
     os.killpg(first.pid, signal.SIGKILL)  # mid-batch: POSTs are out, nothing recorded yet

@@ -18,6 +18,12 @@ class EngineSettings:
     sweep_grace: float = 5.0  # due this long and unclaimed: its wake-up was lost
     fault: str = ""  # TNT_FAULT: a fault to inject, for the fault tests only
 
+    def __post_init__(self):
+        if self.lease <= self.send_window:
+            raise ValueError(f"TNT_LEASE_SECONDS ({self.lease:g}) must be longer than the "
+                             f"delivery timeout plus a margin ({self.send_window:g} s): a "
+                             f"shorter lease could never cover a POST")
+
     @classmethod
     def from_config(cls, config) -> "EngineSettings":
         return cls(
