@@ -209,6 +209,50 @@ def other(app):
     return {"account": acct, "message": msg.id, "endpoint": ep.id, "delivery": d.id}
 
 
+# Real worker processes and a receiver that counts what they send. -------------------------------
+
+@pytest.fixture
+def hooks():
+    from workers import CountingReceiver
+
+    r = CountingReceiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+@pytest.fixture
+def spawn(_schema, redis_url, tmp_path):
+    """Start real worker processes, each in its own process group (the worker and the RQ
+    scheduler it forks die together, as on a host that goes away)."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    procs = []
+
+    def start(name: str, **env) -> subprocess.Popen:
+        log = tmp_path / f"{name}.log"
+        env = dict(os.environ, DATABASE_URL=_schema, REDIS_URL=redis_url,
+                   TNT_ALLOW_LOOPBACK="1", TNT_INSTANCE_PATH=str(tmp_path)) | env
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "app", "tnt", "worker"], cwd=root, env=env,
+            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        proc.log = log
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
 # The real browser: every test that drives one goes through `page`. -----------------------------
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; .ci/run installs it

@@ -1,8 +1,8 @@
 from datetime import timedelta
 
+from api_helpers import assert_error
 from freezegun import freeze_time
 from sqlalchemy import select, update
-from api_helpers import assert_error
 
 from tnt import endpoints, messages
 from tnt.extensions import db

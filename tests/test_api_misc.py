@@ -4,8 +4,8 @@ import re
 from api_helpers import assert_error
 
 from tnt import apikeys, create_app
-from tnt.models import EVENTS, ApiKey
 from tnt.extensions import db
+from tnt.models import EVENTS, ApiKey
 
 
 def test_rate_limit_per_key_answers_429_with_retry_after(app, client, api, account):

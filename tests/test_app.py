@@ -1,8 +1,8 @@
 """App-wide behaviour: configuration from the environment and input the database cannot hold."""
 import pytest
+from web_fixtures import PASSWORD, sign_in
 
 from tnt import accounts, config
-from web_fixtures import PASSWORD, sign_in
 
 
 @pytest.mark.parametrize("given, expected", [

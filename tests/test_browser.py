@@ -6,12 +6,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
+from web_fixtures import browser_sign_in as sign_in
 
 from tnt import delivery, endpoints
 from tnt.clock import utcnow
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery
-from web_fixtures import browser_sign_in as sign_in
 
 # Screenshots go to a temporary folder; `TNT_SCREENSHOTS_DIR=docs/screenshots make test`
 # refreshes the README's pictures.

@@ -6,11 +6,7 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,122 +14,14 @@ from freezegun import freeze_time
 from redis import Redis
 from rq.job import Job
 from sqlalchemy import func, select
+from workers import all_delivered, deliveries, fire, wait_until
 
-from tnt import delivery, endpoints, queue
+from tnt import delivery, endpoints, jobs, queue
 from tnt.clock import utcnow
 from tnt.extensions import db
-from tnt.messages import transition
-from tnt.models import Attempt, Delivery, Message
+from tnt.models import Attempt
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class CountingReceiver:
-    """Answers `status` after `delay` seconds; counts POSTs per X-TalkNTalk-Delivery."""
-
-    def __init__(self):
-        self.delay, self.status = 0.0, 200
-        self.hits = Counter()
-        self.first_hit = threading.Event()
-        self._lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with outer._lock:
-                    outer.hits[self.headers["X-TalkNTalk-Delivery"]] += 1
-                outer.first_hit.set()
-                time.sleep(outer.delay)
-                self.send_response(outer.status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            request_queue_size = 512  # two workers open 64 connections at once
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def counts(self) -> Counter:
-        with self._lock:
-            return Counter(self.hits)
-
-
-@pytest.fixture
-def hooks():
-    r = CountingReceiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-
-
-@pytest.fixture
-def spawn(_schema, redis_url, tmp_path):
-    """Start real worker processes, each in its own process group (the worker and the RQ
-    scheduler it forks die together, as on a host that goes away)."""
-    procs = []
-
-    def start(name: str, **env) -> subprocess.Popen:
-        log = tmp_path / f"{name}.log"
-        env = dict(os.environ, DATABASE_URL=_schema, REDIS_URL=redis_url,
-                   TNT_ALLOW_LOOPBACK="1", TNT_INSTANCE_PATH=str(tmp_path)) | env
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "app", "tnt", "worker"], cwd=ROOT, env=env,
-            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        proc.log = log
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-
-
-def fire(account_id: int, n: int) -> None:
-    """n sms.sent events through the real transition, one commit, no kick (a backlog)."""
-    for i in range(n):
-        now = utcnow()
-        msg = Message(account_id=account_id, mobile="254712345678", sender_id="FAULTS",
-                      message=f"fault {i}", network="safaricom", source="api",
-                      created_at=now, updated_at=now)
-        db.session.add(msg)
-        db.session.flush()
-        transition(msg, "sent")
-    db.session.commit()
-
-
-def deliveries() -> list[Delivery]:
-    db.session.rollback()  # a fresh snapshot: the workers write in other processes
-    db.session.expire_all()
-    return list(db.session.scalars(select(Delivery).order_by(Delivery.id)))
-
-
-def wait_until(predicate, timeout: float, what: str, procs=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    logs = "\n".join(p.log.read_text()[-3000:] for p in procs)
-    states = Counter((d.status, d.lease_token is not None, d.last_error) for d in deliveries())
-    raise AssertionError(f"timed out waiting for {what}; (status, leased): {states}\n{logs}")
-
-
-def all_delivered():
-    return all(d.status == "delivered" for d in deliveries())
 
 
 @pytest.fixture
@@ -203,7 +91,7 @@ def test_flushall_mid_flow_loses_nothing(app, account, endpoint, hooks, spawn, r
     worker = spawn("flushed")
     queue.kick()
     wait_until(hooks.first_hit.is_set, 30, "the first POST", [worker])
-    queue.enqueue("tnt.jobs.deliver_due", [d.id for d in deliveries()])  # lost by the flush
+    queue.enqueue(jobs.deliver_due, [d.id for d in deliveries()])  # lost by the flush
     Redis.from_url(redis_url).flushall()
     wait_until(lambda: sum(d.status == "delivered" for d in deliveries()) >= 1, 30,
                "the running batch", [worker])
@@ -246,7 +134,7 @@ def test_two_workers_draining_one_backlog_never_send_a_delivery_twice(
     fire(account.id, 100)  # 400 deliveries
     workers = [spawn("a"), spawn("b")]
     for _ in range(4):  # several jobs, so both workers claim at the same time
-        queue.enqueue("tnt.jobs.deliver_due")
+        queue.enqueue(jobs.deliver_due)
     wait_until(all_delivered, 40, "every delivery delivered", workers)
     hits = hooks.counts()
     assert len(hits) == 400

@@ -9,13 +9,14 @@ from contextlib import contextmanager
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select, text
+from web_fixtures import PASSWORD, sign_in
 
 from tnt import apikeys, create_app, crypto, endpoints
 from tnt.extensions import db
 from tnt.models import EVENTS, Delivery, Endpoint
 from tnt.security import HEADERS
 from tnt.signing import signature
-from web_fixtures import PASSWORD, sign_in
+
 
 def another_app(app, **config):
     """A second app on the same database and Redis, built from the environment like the real

@@ -9,12 +9,12 @@ answers a 4xx other than 404 here and this test says so.
 """
 import pytest
 from sqlalchemy import insert, select
+from web_fixtures import sign_in
 
 from tnt import apikeys, endpoints, messages
 from tnt.clock import utcnow
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery, Endpoint, Event
-from web_fixtures import sign_in
 
 API_PREFIX = "/api/v1/"
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # answered by Flask from the GET view / the url_map

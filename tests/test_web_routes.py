@@ -4,12 +4,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import insert, select
+from web_fixtures import PASSWORD, sign_in
 
 from tnt import endpoints, messages
 from tnt.clock import utcnow
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery, Endpoint, Event, Message
-from web_fixtures import PASSWORD, sign_in
 
 HX = {"HX-Request": "true"}
 

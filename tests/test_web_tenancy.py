@@ -1,12 +1,12 @@
 """Another account's endpoint, delivery, attempt or message id is a 404 on every route."""
 import pytest
 from sqlalchemy import insert, select
+from web_fixtures import sign_in
 
 from tnt import endpoints, messages
 from tnt.clock import utcnow
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery, Endpoint, Event, Message
-from web_fixtures import sign_in
 
 HX = {"HX-Request": "true"}
 

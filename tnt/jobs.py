@@ -8,7 +8,7 @@ registry: its work is still in the database, and the sweeper enqueues it again.
 import functools
 import logging
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from . import delivery, messages
 from .extensions import db
@@ -16,12 +16,22 @@ from .extensions import db
 log = logging.getLogger(__name__)
 
 
+def database_went_away(exc: BaseException) -> bool:
+    """A lost connection, a restart, or our own session limits (tnt.worker) ending a session
+    that was frozen inside a transaction (SQLSTATE 25P03)."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or (
+        isinstance(exc, DBAPIError) and (exc.connection_invalidated
+                                         or getattr(exc.orig, "sqlstate", None) == "25P03"))
+
+
 def _job(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (OperationalError, InterfaceError) as exc:
+        except DBAPIError as exc:
+            if not database_went_away(exc):
+                raise
             log.warning("%s stopped: the database is unavailable (%s); the sweeper will "
                         "enqueue its work again", func.__name__, str(exc).splitlines()[0])
             return None

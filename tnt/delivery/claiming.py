@@ -49,8 +49,7 @@ def claim(conn, settings: EngineSettings, limit: int, ids: list[int] | None = No
     ).scalars().all()
     if not claimed:
         return []
-    if settings.fault == "pause-in-claim":
-        _pause_once()
+    pause_here(settings, "in-claim")
     items = _load(conn, claimed)
     for o in items:
         o.token = token
@@ -128,10 +127,12 @@ def _load(conn, ids: list[int]) -> list[Outgoing]:
     return items
 
 
-def _pause_once() -> None:
-    """TNT_FAULT=pause-in-claim: stop this whole process (SIGSTOP) inside its first claim's
-    transaction, as a frozen VM would; the fault test sends SIGCONT."""
+def pause_here(settings: EngineSettings, point: str) -> None:
+    """Fault injection for the pause tests: with TNT_FAULT=pause-<point>, the first time the
+    process gets here with a claim in hand it stops itself (SIGSTOP), as a frozen VM would,
+    until the test sends SIGCONT. Points: `in-claim` (inside the claim's transaction, its rows
+    locked) and `after-claim` (just after its commit)."""
     global _paused_once
-    if not _paused_once:
+    if settings.fault == f"pause-{point}" and not _paused_once:
         _paused_once = True
         os.kill(os.getpid(), signal.SIGSTOP)

@@ -52,6 +52,8 @@ class Engine:
                     items = claiming.claim(conn, s, limit, ids, skip_endpoints=lanes.saturated())
                     items, excess = lanes.fit(items)
                     claiming.release(conn, excess)
+                if items:
+                    claiming.pause_here(s, "after-claim")
                 items, expired = claiming.ready(items, s)
                 if expired:  # this process was paused while claiming: not ours to send now
                     log.warning("%d claims came back with too little lease left; giving them "
