@@ -149,6 +149,21 @@ class CpuShare:
         out["machine"] = {0: sum(psutil.cpu_times()[:3])}  # user + nice + system
         return out
 
+    def seconds(self):
+        """A context manager: the CPU seconds each part used while it was open."""
+        from contextlib import contextmanager
+
+        @contextmanager
+        def span():
+            a, result = self._snapshot(), {}
+            yield result
+            b = self._snapshot()
+            for name, now in b.items():  # a process started meanwhile counts from zero
+                result[name] = sum(v - (a[name].get(pid) or 0) for pid, v in now.items()
+                                   if v is not None)
+
+        return span()
+
     def measure(self, start_in: float, seconds: float) -> dict:
         """Start a thread that measures from `start_in` s from now for `seconds`; return a dict
         filled in when it is done."""

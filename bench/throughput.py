@@ -20,15 +20,51 @@ from common import (DEFAULT_DB, DEFAULT_REDIS, CpuShare, RssSampler, cpu_line, f
 import receiver as bench_receiver
 
 
-def baseline(url: str, n: int) -> float:
-    import urllib3
+def baseline(url: str, n: int) -> tuple[float, float]:
+    """A plain libcurl loop, one keep-alive connection: (POST/s, CPU µs per POST)."""
+    import pycurl
 
-    http = urllib3.PoolManager()
-    body = b'{"event":"sms.sent"}'
-    started = time.perf_counter()
+    c = pycurl.Curl()
+    c.setopt(pycurl.URL, url)
+    c.setopt(pycurl.POSTFIELDS, b'{"event":"sms.sent"}')
+    c.setopt(pycurl.WRITEFUNCTION, len)
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(n):
-        http.request("POST", url, body=body, headers={"X-TalkNTalk-Delivery": f"base-{i}"})
-    return n / (time.perf_counter() - started)
+        c.setopt(pycurl.HTTPHEADER, [f"X-TalkNTalk-Delivery: base-{i}"])
+        c.perform()
+    used = time.process_time() - cpu
+    c.close()
+    return n / (time.perf_counter() - started), used / n * 1e6
+
+
+def postgres_row_baseline(app, rows: int = 20_000, per_statement: int = 200) -> float:
+    """PostgreSQL CPU µs per row to INSERT rows shaped like attempts (no indexes, no engine):
+    the floor under what a delivery's writes cost the database."""
+    from sqlalchemy import insert, text
+
+    from tnt.extensions import db
+    from tnt.models import Attempt
+
+    share = CpuShare({"postgres": postgres_pids})
+    with app.app_context():
+        db.session.execute(text("DROP TABLE IF EXISTS bench_rows"))
+        db.session.execute(text("CREATE TABLE bench_rows (LIKE attempt INCLUDING DEFAULTS)"))
+        db.session.commit()
+        row = {c.name: None for c in Attempt.__table__.c if c.name != "id"} | {
+            "delivery_id": 1, "account_id": 1, "endpoint_id": 1, "event_type": "sms.sent",
+            "number": 1, "trigger": "auto", "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "duration_ms": 3, "ok": True, "status_code": 200, "response_headers": "{}",
+            "response_body": "ok", "id": 0}
+        table = Attempt.__table__.to_metadata(db.MetaData(), name="bench_rows")
+        with share.seconds() as used:
+            for start in range(0, rows, per_statement):
+                db.session.execute(insert(table), [row | {"id": start + i}
+                                                   for i in range(per_statement)])
+                db.session.commit()
+        db.session.execute(text("DROP TABLE bench_rows"))
+        db.session.commit()
+        db.session.remove()
+    return used["postgres"] / rows * 1e6
 
 
 def setup(app, base_url, n_endpoints):
@@ -190,9 +226,15 @@ def main():
     app = make_app(db_url, args.redis_url)
     account_id = setup(app, base_url, args.endpoints)
 
-    base_rates = [baseline(f"{base_url}/baseline", 2000) for _ in range(3)]
-    print(f"baseline: plain HTTP client loop, one connection: "
-          f"{statistics.median(base_rates):,.0f} POST/s (median of 3 runs of 2,000)")
+    runs = [baseline(f"{base_url}/baseline", 2000) for _ in range(3)]
+    base_rates = [rate for rate, _ in runs]
+    base_cpu = statistics.median(cpu for _, cpu in runs)
+    print(f"baseline: plain libcurl loop, one keep-alive connection: "
+          f"{statistics.median(base_rates):,.0f} POST/s, {base_cpu:.0f} µs CPU per POST "
+          f"(median of 3 runs of 2,000)")
+    pg_row = statistics.median(postgres_row_baseline(app) for _ in range(3))
+    print(f"baseline: PostgreSQL CPU per attempt-shaped row, batched INSERT, no indexes: "
+          f"{pg_row:.0f} µs (median of 3 runs of 20,000)")
 
     # Throughput: a backlog of events, fired before the workers start (their sweeper would
     # otherwise find it and start on it early), then one kick.
@@ -201,12 +243,14 @@ def main():
     rss = RssSampler(workers)
     try:
         total = args.events * args.endpoints
-        started = time.perf_counter()
-        with app.app_context():
-            queue.kick()
-        if not wait_for(app, total, timeout=300):
-            print(f"throughput: TIMED OUT with {attempts_recorded(app)}/{total} attempts")
-        elapsed = time.perf_counter() - started
+        burst_cpu = CpuShare({"worker": lambda: family(workers), "postgres": postgres_pids})
+        with burst_cpu.seconds() as used:
+            started = time.perf_counter()
+            with app.app_context():
+                queue.kick()
+            if not wait_for(app, total, timeout=300):
+                print(f"throughput: TIMED OUT with {attempts_recorded(app)}/{total} attempts")
+            elapsed = time.perf_counter() - started
         failed = attempts_recorded(app, ok=False)
         if failed:
             print(f"throughput: {failed} attempts FAILED: {errors(app)}")
@@ -214,6 +258,9 @@ def main():
               f"endpoints) with {args.workers} worker(s) in {elapsed:.1f} s = "
               f"{total / elapsed:,.0f} deliveries/s "
               f"({total / elapsed / statistics.median(base_rates):.2f}x the baseline loop)")
+        print(f"  CPU per delivery: worker {used['worker'] / total * 1e6:.0f} µs "
+              f"(baseline libcurl loop {base_cpu:.0f} µs per POST), PostgreSQL "
+              f"{used['postgres'] / total * 1e6:.0f} µs (baseline {pg_row:.0f} µs per row)")
 
         # Latency at a steady rate, fired from a few threads as web processes would.
         before = attempts_recorded(app)

@@ -15,7 +15,11 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Text, and_, func, or_, select, tuple_, type_coerce, update
+from collections import defaultdict
+
+from sqlalchemy import (Integer, Text, and_, any_, func, literal, or_, select, type_coerce,
+                        update)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from .. import crypto
 from ..clock import utcnow
@@ -71,11 +75,13 @@ def ready(items: list[Outgoing], settings: EngineSettings) -> tuple[list[Outgoin
 def release(conn, items: list[Outgoing]) -> None:
     """Give claimed deliveries back unsent (inside the caller's transaction). A claim that has
     already passed to another worker is left alone."""
-    if items:
-        t = Delivery.__table__
-        conn.execute(update(t).where(tuple_(t.c.id, t.c.lease_token).in_(
-            [(o.delivery_id, o.token) for o in items]))
-            .values(lease_expires_at=None, lease_token=None))
+    t = Delivery.__table__
+    by_token = defaultdict(list)
+    for o in items:
+        by_token[o.token].append(o.delivery_id)
+    for token, ids in by_token.items():
+        conn.execute(update(t).where(t.c.lease_token == token, among(conn, t.c.id, ids))
+                     .values(lease_expires_at=None, lease_token=None))
 
 
 def put_off(conn, endpoint_ids: list[int], seconds: float) -> None:
@@ -97,6 +103,14 @@ def count_lost(conn, settings: EngineSettings) -> int:
         _unclaimed(t, now))).scalar_one()
 
 
+def among(conn, column, ids: list[int]):
+    """`column IN ids`; on PostgreSQL `= ANY(array)`, one parameter instead of one per id, so
+    the statement's text (and its parsing, caching and planning) is the same for any batch."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(literal(ids, ARRAY(Integer)))
+    return column.in_(ids)
+
+
 def _unclaimed(t, now: datetime):
     return or_(t.c.lease_expires_at.is_(None), t.c.lease_expires_at < now)
 
@@ -113,7 +127,7 @@ def _load(conn, ids: list[int]) -> list[Outgoing]:
         .join(e, e.c.id == d.c.endpoint_id)
         .join(ev, ev.c.id == d.c.event_id)
         .outerjoin(m, m.c.id == ev.c.message_id)
-        .where(d.c.id.in_(ids))
+        .where(among(conn, d.c.id, ids))
     ).all()
     items = [Outgoing(*r) for r in rows]
     for o in items:

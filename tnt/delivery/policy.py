@@ -5,7 +5,7 @@ attempt lives here: what counts as success, the reason a failure is logged with,
 minute schedule, when a delivery is Failed, and how a person's resend differs from the engine's
 own attempts.
 """
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..states import DeliveryStatus, Trigger
@@ -68,20 +68,20 @@ def failure_reason(status: int | None, error: str | None, location: str | None =
 def decide(state: State, outcome: Outcome, now: datetime) -> Decision:
     """The next state after an attempt."""
     manual = outcome.manual or state.resend_pending
-    same = Decision(state.status, state.auto_attempts, state.next_attempt_at, outcome.reason,
-                    Trigger.MANUAL if manual else Trigger.AUTO)
+    trigger = Trigger.MANUAL if manual else Trigger.AUTO
     if outcome.ok:  # whoever asked: done, and any retries still waiting are cancelled
-        return replace(same, status=DeliveryStatus.DELIVERED, next_attempt_at=None)
+        return Decision(DeliveryStatus.DELIVERED, state.auto_attempts, None, None, trigger)
     if state.resend_pending:  # a bulk resend of a failed delivery: one attempt, no new series
-        return replace(same, status=DeliveryStatus.FAILED, next_attempt_at=None)
+        return Decision(DeliveryStatus.FAILED, state.auto_attempts, None, outcome.reason, trigger)
     if manual:  # one more attempt: the automatic schedule, if any, goes on as it was
-        return same
+        return Decision(state.status, state.auto_attempts, state.next_attempt_at, outcome.reason,
+                        trigger)
     n = state.auto_attempts + 1
     if n > len(RETRY_DELAYS):
-        return replace(same, status=DeliveryStatus.FAILED, auto_attempts=n, next_attempt_at=None)
+        return Decision(DeliveryStatus.FAILED, n, None, outcome.reason, trigger)
     delay = RETRY_DELAYS[n - 1]
-    return replace(same, status=DeliveryStatus.RETRYING, auto_attempts=n,
-                   next_attempt_at=now + timedelta(seconds=delay), retry_in=delay)
+    return Decision(DeliveryStatus.RETRYING, n, now + timedelta(seconds=delay), outcome.reason,
+                    trigger, retry_in=delay)
 
 
 def not_sent(state: State) -> Decision:
