@@ -201,3 +201,29 @@ def test_a_worker_outlives_redis_going_away_mid_job(app, account, endpoint, hook
     wait_until(all_delivered, 20, "events fired after the outage", [worker])
     assert worker.poll() is None
     assert len(deliveries()) == 15
+
+
+def test_one_worker_command_runs_several_processes_and_stops_them_all(app, account, endpoint,
+                                                                      hooks, spawn):
+    """`flask tnt worker --processes 2` (TNT_WORKER_PROCESSES in the Procfile): two RQ
+    workers share the queue; one that dies is replaced; SIGTERM stops them all cleanly."""
+    import psutil
+    from rq import Worker
+
+    supervisor = spawn("supervised", TNT_WORKER_PROCESSES="2")
+    wait_until(lambda: len(Worker.all(connection=queue.redis())) == 2, 20,
+               "two registered RQ workers", [supervisor])
+    fire(account.id, 20)
+    queue.kick()
+    wait_until(all_delivered, 20, "every delivery delivered", [supervisor])
+    workers = psutil.Process(supervisor.pid).children()  # (their RQ schedulers are theirs)
+    os.kill(workers[0].pid, signal.SIGKILL)
+    wait_until(lambda: "starting another" in supervisor.log.read_text(), 10,
+               "the supervisor to replace the dead worker", [supervisor])
+    fire(account.id, 5)
+    queue.kick()
+    wait_until(all_delivered, 20, "deliveries after the replacement", [supervisor])
+    supervisor.send_signal(signal.SIGTERM)
+    assert supervisor.wait(timeout=30) == 0
+    assert not [p for p in psutil.Process().children(recursive=True)
+                if p.pid in {w.pid for w in workers}]

@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import threading
-import time
 
 import redis.exceptions
 from flask import Flask
@@ -153,6 +152,6 @@ def run_many(app: Flask, processes: int) -> int:
         if slot is not None and not stopping.is_set():
             log.warning("worker process %d exited (%s); starting another", pid,
                         os.waitstatus_to_exitcode(status))
-            time.sleep(1)  # a process that dies at once must not spin
-            start(slot)
+            if not stopping.wait(1):  # a process that dies at once must not spin
+                start(slot)
     return 0
