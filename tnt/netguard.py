@@ -1,8 +1,16 @@
 """Endpoint URL safety: keep webhook deliveries off internal networks (SSRF defence).
 
-Two checks use the same rules: `check_url` when a customer saves an endpoint, and
-`resolve_checked` when the transport opens a connection, so a name that later
-re-resolves to an internal address (DNS rebinding) is still refused.
+The same rules are enforced in two places:
+- at save: `check_url`, when a customer saves an endpoint (a message fit to show them);
+- at connect: the transport's open-socket callback checks, with `unsafe_kind`, every address
+  it is about to connect to, every time, so a name that later re-resolves to an internal
+  address (DNS rebinding) is still refused.
+
+The rules are this module's own table (`SPECIAL_RANGES`): the IANA IPv4 and IPv6
+Special-Purpose Address Registries (every entry that is not globally reachable), multicast,
+and the cloud metadata and platform addresses. `ipaddress` only parses and tests membership:
+its is_private/is_global flags changed between patch releases (3.11.7 passes most of
+192.0.0.0/24), so they are never consulted.
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ import ipaddress
 import re
 import socket
 from urllib.parse import urlsplit
+
+import idna
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -29,15 +39,93 @@ _LABELS = {
     "reserved": "Reserved or non-public addresses",
 }
 
-_PRIVATE_NETS = [
-    ipaddress.ip_network(n)
-    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fec0::/10")
+# (range, kind). The longest matching prefix decides the kind, so an exact metadata address
+# wins over the link-local range around it. Sources: IANA IPv4/IPv6 Special-Purpose Address
+# Registries (entries whose "Globally Reachable" is False or N/A), the multicast registries,
+# and the providers' documentation for metadata/platform addresses.
+SPECIAL_RANGES: list[tuple[str, str]] = [
+    # IPv4
+    ("0.0.0.0/8", "reserved"),  # "this network" (RFC 791)
+    ("0.0.0.0/32", "unspecified"),
+    ("10.0.0.0/8", "private"),  # RFC 1918
+    ("100.64.0.0/10", "shared (carrier-grade NAT)"),  # RFC 6598
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("172.16.0.0/12", "private"),
+    # IETF protocol assignments, all of it: the registry marks two anycast /32s global, but
+    # no webhook lives there, and 192.0.0.192 is Oracle Cloud's metadata service.
+    ("192.0.0.0/24", "reserved"),
+    ("192.0.2.0/24", "reserved"),  # TEST-NET-1
+    ("192.88.99.0/24", "reserved"),  # deprecated 6to4 relay anycast (RFC 7526)
+    ("192.168.0.0/16", "private"),
+    ("198.18.0.0/15", "reserved"),  # benchmarking (RFC 2544)
+    ("198.51.100.0/24", "reserved"),  # TEST-NET-2
+    ("203.0.113.0/24", "reserved"),  # TEST-NET-3
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),  # future use (RFC 1112)
+    ("255.255.255.255/32", "broadcast"),
+    # IPv6 (IPv4-mapped, NAT64 64:ff9b::/96 and 6to4 are judged by the IPv4 address inside)
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("::/96", "reserved"),  # deprecated IPv4-compatible addresses
+    ("::ffff:0:0:0/96", "reserved"),  # IPv4-translated (SIIT, RFC 2765)
+    ("64:ff9b:1::/48", "reserved"),  # local-use IPv4/IPv6 translation (RFC 8215)
+    ("100::/64", "reserved"),  # discard-only (RFC 6666)
+    ("100:0:0:1::/64", "reserved"),  # dummy prefix (RFC 9780)
+    ("2001::/23", "reserved"),  # IETF protocol assignments; global sub-blocks in _GLOBAL
+    # Teredo: the client's address is obfuscated and reached through relays; nothing to vouch for.
+    ("2001::/32", "reserved"),
+    ("2001:2::/48", "reserved"),  # benchmarking
+    ("2001:10::/28", "reserved"),  # deprecated ORCHID
+    ("2001:db8::/32", "reserved"),  # documentation
+    ("3fff::/20", "reserved"),  # documentation (RFC 9637)
+    ("5f00::/16", "reserved"),  # SRv6 SIDs (RFC 9602)
+    ("fc00::/7", "private"),  # unique local
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "private"),  # deprecated site-local
+    ("ff00::/8", "multicast"),
+    # Cloud metadata and platform addresses
+    ("169.254.169.254/32", "cloud metadata"),  # AWS, GCP, Azure, OCI, OpenStack, DigitalOcean...
+    ("169.254.170.2/32", "cloud metadata"),  # AWS ECS task metadata and credentials
+    ("169.254.170.23/32", "cloud metadata"),  # AWS EKS Pod Identity agent
+    ("169.254.0.23/32", "cloud metadata"),  # Tencent Cloud metadata
+    ("100.100.100.200/32", "cloud metadata"),  # Alibaba Cloud metadata
+    ("168.63.129.16/32", "cloud metadata"),  # Azure WireServer (platform; otherwise public space)
+    ("192.0.0.192/32", "cloud metadata"),  # Oracle Cloud metadata (legacy address)
+    ("fd00:ec2::254/128", "cloud metadata"),  # AWS IMDS over IPv6
+    ("fd00:ec2::23/128", "cloud metadata"),  # AWS EKS Pod Identity agent over IPv6
+    ("fd20:ce::254/128", "cloud metadata"),  # GCP metadata over IPv6
 ]
-_SHARED_NET = ipaddress.ip_network("100.64.0.0/10")
-_THIS_NET = ipaddress.ip_network("0.0.0.0/8")
-_NAT64_NET = ipaddress.ip_network("64:ff9b::/96")
-_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-_BROADCAST = ipaddress.ip_address("255.255.255.255")
+
+# Inside 2001::/23, the registry marks these globally reachable.
+_GLOBAL = [
+    "2001:1::1/128",  # PCP anycast
+    "2001:1::2/128",  # TURN anycast
+    "2001:1::3/128",  # DNS-SD SRP anycast
+    "2001:3::/32",  # AMT
+    "2001:4:112::/48",  # AS112-v6
+    "2001:20::/28",  # ORCHIDv2
+    "2001:30::/28",  # drone remote ID (DETs)
+]
+_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")  # all other IPv6 space is unallocated
+
+
+def _ranges(entries):
+    """(version, first, last, prefixlen, kind) as integers, longest prefix first."""
+    out = []
+    for text, kind in entries:
+        net = ipaddress.ip_network(text)
+        out.append((net.version, int(net.network_address), int(net.broadcast_address),
+                    net.prefixlen, kind))
+    return sorted(out, key=lambda r: -r[3])
+
+
+_TABLE = _ranges(SPECIAL_RANGES)
+_GLOBAL_TABLE = _ranges((text, None) for text in _GLOBAL)
+_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+
 _HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f\\]")
 
@@ -55,45 +143,47 @@ class UnsafeURL(ValueError):
         self.kind = kind
 
 
+def _lookup(table, version: int, value: int):
+    for v, first, last, _, kind in table:
+        if v == version and first <= value <= last:
+            return True, kind
+    return False, None
+
+
 def unsafe_kind(ip: IPAddress, *, allow_loopback: bool = False) -> str | None:
     """Why this address must not be contacted (e.g. "private"), or None if it is public."""
-    if ip.version == 6:
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None:
-            # The packet ends up at the embedded IPv4 address, so that is what we judge.
-            return unsafe_kind(embedded, allow_loopback=allow_loopback)
-    if ip.is_loopback:
-        return None if allow_loopback else "loopback"
-    if ip.is_unspecified:
-        return "unspecified"
-    if ip in _METADATA:
-        return "cloud metadata"
-    if ip.is_link_local:
-        return "link-local"
-    if ip.is_multicast:
-        return "multicast"
-    if ip == _BROADCAST:
-        return "broadcast"
-    if any(ip in net for net in _PRIVATE_NETS if net.version == ip.version):
-        return "private"
-    if ip.version == 4 and ip in _SHARED_NET:
-        return "shared (carrier-grade NAT)"
-    if ip.version == 4 and ip in _THIS_NET:
-        return "reserved"
-    # ipaddress's tables cover documentation, benchmarking, 240/4 and the IPv6 special ranges.
-    if ip.is_reserved or ip.is_private or not ip.is_global:
-        return "reserved"
-    return None
+    embedded = _embedded_ipv4(ip) if ip.version == 6 else None
+    if embedded is not None:
+        # The packet ends up at the embedded IPv4 address, so that is what we judge.
+        return unsafe_kind(embedded, allow_loopback=allow_loopback)
+    value = int(ip)
+    found, kind = _lookup(_TABLE, ip.version, value)
+    if found and kind == "reserved" and ip.version == 6 and _lookup(_GLOBAL_TABLE, 6, value)[0]:
+        return None
+    if not found and ip.version == 6 and ip not in _GLOBAL_UNICAST_V6:
+        kind = "reserved"
+    if kind == "loopback" and allow_loopback:
+        return None
+    return kind
+
+
+def unsafe_address(text: str, *, allow_loopback: bool = False) -> UnsafeURL | None:
+    """The refusal for an address given as text (a sockaddr's host), or None if it is public.
+    Text that is no IP address is refused too."""
+    try:
+        ip = _parse_ip(text)
+    except ValueError:
+        return UnsafeURL(f"{text} is not an IP address.", address=text, kind="reserved")
+    kind = unsafe_kind(ip, allow_loopback=allow_loopback)
+    return _refuse(ip, kind) if kind else None
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address inside an IPv4-mapped, 6to4 or NAT64 (64:ff9b::/96) address."""
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip in _NAT64_NET:
+    """The IPv4 address inside an IPv4-mapped, NAT64 (64:ff9b::/96) or 6to4 address."""
+    if ip in _MAPPED or ip in _NAT64:
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _SIX_TO_FOUR:
+        return ipaddress.IPv4Address((int(ip) >> 80) & 0xFFFFFFFF)
     return None
 
 
@@ -128,6 +218,22 @@ def _literal_ip(host: str) -> IPAddress | None:
         return ipaddress.IPv4Address(socket.inet_aton(host))
     except OSError:
         return None
+
+
+def ascii_host(host: str) -> str:
+    """A host name in its ASCII (A-label) form: IDNA 2008 with UTS #46 non-transitional
+    mapping, so "straße.de" is "xn--strae-oqa.de" (IDNA 2003 would say "strasse.de").
+    ASCII names are only lower-cased (underscores stay allowed). ValueError if not encodable.
+
+    The one conversion used both here (at save) and by the transport (at delivery)."""
+    if host.isascii():
+        return host.lower()
+    try:
+        mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)
+        return ".".join(label if label.isascii() else idna.alabel(label).decode("ascii")
+                        for label in mapped.split("."))
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise ValueError(f"{host!r} is not a valid host name") from exc
 
 
 def resolve_checked(host: str, port: int, *, allow_loopback: bool = False) -> list[str]:
@@ -170,7 +276,7 @@ def check_url(
     if len(url) > MAX_URL_LENGTH:
         raise UnsafeURL(f"The URL is too long (at most {MAX_URL_LENGTH} characters).")
     if _BAD_CHARS.search(url):
-        # Parsers disagree on these; refusing them keeps ours and urllib3's in step.
+        # Parsers disagree on these; refusing them keeps ours and libcurl's in step.
         raise UnsafeURL("The URL must not contain spaces, backslashes or control characters.")
     try:
         parts = urlsplit(url)
@@ -199,17 +305,21 @@ def check_url(
         return url
     if parts.netloc.startswith("["):
         raise UnsafeURL("The URL is not valid.")
-    if not _valid_hostname(host):
+    ascii_name = _valid_hostname(host)
+    if ascii_name is None:
         raise UnsafeURL(f"{host} is not a valid host name.")
     if resolve:
-        resolve_checked(host, port, allow_loopback=allow_loopback)
+        resolve_checked(ascii_name, port, allow_loopback=allow_loopback)
     return url
 
 
-def _valid_hostname(host: str) -> bool:
+def _valid_hostname(host: str) -> str | None:
+    """The host's ASCII form if it is a valid host name, else None."""
     try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return False
-    labels = ascii_host.lower().removesuffix(".").split(".")
-    return len(ascii_host) <= 253 and all(_HOST_LABEL.match(label) for label in labels)
+        ascii_name = ascii_host(host)
+    except ValueError:
+        return None
+    labels = ascii_name.removesuffix(".").split(".")
+    if len(ascii_name) <= 253 and all(_HOST_LABEL.match(label) for label in labels):
+        return ascii_name
+    return None

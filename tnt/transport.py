@@ -1,13 +1,19 @@
-"""The HTTP client that POSTs webhook bodies to customer endpoints.
+"""The HTTP client that POSTs webhook bodies to customer endpoints, on libcurl's multi interface.
 
-One `Transport` per worker process, shared by all its threads. It keeps keep-alive
-connections per host, connects only to addresses netguard has checked (at connect
-time, so DNS rebinding can't sneak in), never follows redirects, holds one deadline
-over the whole exchange, and turns every network failure into a `Response` with a
-readable `error` instead of an exception.
+One `Transport` per worker process. Every POST is a libcurl easy handle on one CurlMulti that
+the transport's own event-loop thread drives (epoll and libcurl's socket API), so thousands
+can be in flight and a black-holed endpoint costs a socket, not a thread.
 
-It is a small HTTP/1.1 client on plain sockets: a POST is one send and, for the usual
-short answer, one recv, at a fraction of the CPU urllib3 or http.client would spend.
+- One deadline (`timeout`) covers name lookup, connect, TLS, send and read.
+- SSRF: every address is checked by netguard in the open-socket callback, at connect time,
+  every time, so DNS rebinding can't slip past.
+- Names are resolved here, one lookup thread per name being resolved (never a shared pool),
+  and handed to libcurl with CURLOPT_RESOLVE: a stuck DNS server delays only its own names.
+  (libcurl's own resolver shares 20 threads that pycurl cannot raise; see docs/transport-notes.md.)
+- Bounded reads: max_body of body, 64 KiB of response headers read and 8 KiB kept, at most 10
+  interim 1xx answers. No redirects, no proxies, no decompression; TLS 1.2+ against the
+  system CA bundle, SNI sent.
+- Every failure is a `Response` with a readable `error`; nothing raises for network trouble.
 
 Request bodies and headers (signatures) are never logged.
 """
@@ -15,30 +21,49 @@ Request bodies and headers (signatures) are never logged.
 from __future__ import annotations
 
 import collections
+import ctypes
 import functools
-import ipaddress
+import heapq
 import logging
 import os
 import re
-import select
+import selectors
 import socket
 import ssl
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import weakref
 from dataclasses import dataclass, field
+from typing import Callable
 from urllib.parse import quote, urlsplit
 
-from tnt.netguard import UnsafeURL, resolve_checked
+import pycurl
+
+from tnt import netguard
 
 log = logging.getLogger(__name__)
 
-MAX_HEADERS = 100  # response header lines, as http.client
+MAX_HEADER_BYTES = 65536  # response header bytes read per exchange, all 1xx blocks included
+MAX_STORED_HEADERS = 8192  # bytes of names and values kept in Response.headers
+MAX_HEADERS = 100  # header lines in one response block
 MAX_HEADER_NAME = 256
 MAX_HEADER_VALUE = 4096
-_MAX_LINE = 65536  # longest response head or chunk-size line, as http.client
-_READ_CHUNK = 65536
-_WATCH_GRANULARITY = 0.01  # s; the watchdog wakes at most this often
+MAX_INTERIM = 10  # 1xx answers before the final one
+DNS_FRESH = 60.0  # s a lookup is used without asking again
+DNS_STALE = 600.0  # s a lookup may still be used while a new one is under way
+MAX_LOOKUPS = 256  # lookup threads at once (one per name); more names wait their turn
+_KEEP_EASY = 256  # idle easy handles kept for reuse
+
+_TOO_MANY_HEADERS = f"Too many response headers (more than {MAX_HEADERS})"
+_LINE_TOO_LONG = "Response header line too long"
+_HEADERS_TOO_LARGE = f"Response headers too large (more than {MAX_HEADER_BYTES // 1024} KiB)"
+_TOO_MANY_INTERIM = f"Too many interim 1xx responses (more than {MAX_INTERIM})"
+_INVALID = "Invalid HTTP response"
+_CUT = "Connection closed mid-response"
+_BAD_HEADER = "Invalid request header"  # never echoes the header: it may be a signature
+_CLOSED = "Transport closed"
+
+Done = Callable[["Response"], None]
 
 
 @dataclass
@@ -58,201 +83,12 @@ class Response:
 
 
 class _Failure(Exception):
-    """A failure we name ourselves: str(e) is the reason. A `late` one (a broken answer) reads
-    "Connection closed mid-response" once the status line has arrived."""
-
-    def __init__(self, reason: str, late: bool = False):
-        super().__init__(reason)
-        self.late = late
+    """A request refused before it is sent: str(e) is the reason."""
 
 
-class _Disconnected(_Failure):
-    """Closed before the first byte of an answer: on a reused connection, the keep-alive race."""
+# --- the request: URL and headers, checked in the caller's thread -------------------------
 
-    def __init__(self) -> None:
-        super().__init__("Connection closed without a response", late=True)
-
-
-_STALE = (_Disconnected, ConnectionResetError, BrokenPipeError)
-_BAD_HEADER = "Invalid request header"  # never echoes the header: it may be a signature
-_TOO_MANY_HEADERS = "Too many response headers (more than 100)"
-_LINE_TOO_LONG = "Response header line too long"
-_INVALID = "Invalid HTTP response"
-_CUT = "Connection closed mid-response"
-
-
-class _Attempt:
-    """One post's deadline, and the socket the watchdog shuts down when it passes.
-
-    Connected sockets are blocking: the watchdog's shutdown is what ends a wait that would
-    outlast the deadline. A watched socket is closed only after `detach` or `finish`, so the
-    watchdog never shuts down a file descriptor number that was reused meanwhile.
-    """
-
-    __slots__ = ("deadline", "allow_loopback", "lock", "sock", "expired", "done")
-
-    def __init__(self, deadline: float, allow_loopback: bool):
-        self.deadline = deadline
-        self.allow_loopback = allow_loopback
-        self.lock = threading.Lock()
-        self.sock: socket.socket | None = None
-        self.expired = False
-        self.done = False
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def attach(self, sock: socket.socket) -> None:
-        with self.lock:
-            self.sock = sock
-            if self.expired:
-                _shutdown(sock)
-
-    def detach(self) -> None:
-        with self.lock:
-            self.sock = None
-
-    def expire(self) -> None:
-        with self.lock:
-            if self.done:
-                return
-            self.expired = True
-            if self.sock is not None:
-                _shutdown(self.sock)
-
-    def finish(self) -> bool:
-        """Stop watching; False if the deadline passed (the socket may be shut down)."""
-        with self.lock:
-            self.done = True
-            self.sock = None
-            return not self.expired
-
-
-def _shutdown(sock: socket.socket) -> None:
-    # shutdown() wakes a recv/send blocked in another thread; close() would not. The plain
-    # socket's method, also for TLS: SSLSocket.shutdown would drop the TLS state under a reader.
-    try:
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
-class _Watchdog:
-    """One thread that expires attempts at their deadlines (per-socket timeouts reset on every
-    byte, so a server trickling a byte a second would otherwise hold a worker forever).
-
-    Deadlines are taken under the lock from one fixed timeout, so they are queued in order and
-    a new one never needs to wake the thread unless it sleeps with nothing queued; finished
-    attempts are dropped from the head. It wakes about once per timeout, not once per POST.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: collections.deque[_Attempt] = collections.deque()
-        self._thread: threading.Thread | None = None
-        self._until: float | None = None  # when the thread wakes next; None: when notified
-        self._stopped = False
-
-    def start(self, timeout: float, allow_loopback: bool) -> _Attempt:
-        """A new attempt, watched, with `timeout` seconds from now."""
-        with self._cond:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="tnt-deadlines", daemon=True)
-                self._thread.start()
-            queue = self._queue
-            while queue and queue[0].done:
-                queue.popleft()
-            attempt = _Attempt(time.monotonic() + timeout, allow_loopback)
-            queue.append(attempt)
-            if self._until is None or attempt.deadline < self._until:
-                self._cond.notify()
-        return attempt
-
-    def stop(self) -> None:
-        """End the thread once no attempt is in flight (sockets block: their deadlines must hold)."""
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-
-    def _run(self) -> None:
-        queue, due = self._queue, []
-        while True:
-            for attempt in due:
-                attempt.expire()
-            with self._cond:
-                now, due = time.monotonic(), []
-                while queue and (queue[0].done or queue[0].deadline <= now):
-                    due.append(queue.popleft())
-                if not due:
-                    if self._stopped and not queue:
-                        self._thread = None  # the next attempt starts another
-                        return
-                    self._until = queue[0].deadline if queue else None
-                    self._cond.wait(None if self._until is None else
-                                    max(self._until - now, _WATCH_GRANULARITY))
-
-
-_resolver_lock = threading.Lock()
-_resolver: ThreadPoolExecutor | None = None
-
-
-def _forget_resolver() -> None:
-    # A forked child has the parent's executor but none of its threads.
-    global _resolver, _resolver_lock
-    _resolver, _resolver_lock = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_resolver)
-
-
-def _resolve_within_deadline(host: str, port: int, attempt: _Attempt) -> list[str]:
-    """resolve_checked, but a stuck DNS server can't outlast the attempt's deadline.
-
-    getaddrinfo can't be interrupted, so names are resolved on a small shared pool and
-    waited for with the time left. IP literals need no DNS and are resolved in place.
-    """
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return resolve_checked(host, port, allow_loopback=attempt.allow_loopback)
-    global _resolver
-    with _resolver_lock:
-        if _resolver is None:
-            _resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tnt-resolve")
-    future = _resolver.submit(resolve_checked, host, port, allow_loopback=attempt.allow_loopback)
-    try:
-        return future.result(timeout=max(attempt.remaining(), 0.0))
-    except TimeoutError:
-        future.cancel()
-        raise TimeoutError(f"resolving {host} timed out") from None
-
-
-def _connect_first(ips: list[str], port: int, attempt: _Attempt, options) -> socket.socket:
-    """Connect to the first checked address that answers, within the attempt's time."""
-    error: OSError = ConnectionRefusedError("Connection refused")
-    for ip in ips:
-        remaining = attempt.remaining()
-        if remaining <= 0:
-            raise TimeoutError("timed out")
-        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            for option in options or ():
-                sock.setsockopt(*option)
-            sock.settimeout(remaining)
-            sock.connect((ip, port))
-            return sock
-        except OSError as exc:
-            sock.close()
-            error = exc
-    raise error
-
-
-# A parsed URL: where to connect, and the request's first lines (request line, Host...).
-_Target = collections.namedtuple("_Target", "key tls host port prefix")
-_PREFIX_LINES = 3
+_Target = collections.namedtuple("_Target", "scheme host port url name")  # name: None for an IP
 _HOST = re.compile(r"[a-z0-9._~!$&'()*+,;=-]+").fullmatch
 _AUTHORITY = re.compile(r"//([^/?#]*)")
 _PATH = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*").fullmatch
@@ -260,8 +96,9 @@ _PATH = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*").fullmatch
 
 @functools.lru_cache(maxsize=4096)
 def _target(url: str) -> _Target:
-    """Parse an http(s) URL as urllib3 did: userinfo and fragment dropped, the host
-    lower-cased and IDNA-encoded, the path percent-encoded where needed."""
+    """Parse an http(s) URL: userinfo and fragment dropped, the host lower-cased in its IDNA 2008
+    ASCII form, legacy IPv4 spellings (2130706433, 127.1) made plain, the path percent-encoded
+    where needed. The URL handed to libcurl is rebuilt from these parts."""
     if not url[:8].lower().startswith(("http://", "https://")):
         raise _Failure("Invalid URL: use an http:// or https:// URL")
     authority = _AUTHORITY.search(url)[1].rpartition("@")[2]
@@ -272,414 +109,806 @@ def _target(url: str) -> _Target:
         host, port = parts.hostname or "", parts.port  # hostname: lower-cased, no [brackets]
         if "[" in authority:  # IPv6, perhaps with a zone: [fe80::1%25eth0]
             address, _, zone = host.replace("%25", "%").partition("%")
-            if (ipaddress.ip_address(address).version != 6 or (zone and not _HOST(zone))
+            if (netguard._parse_ip(address).version != 6 or (zone and not _HOST(zone))
                     or authority.partition("]")[2][:1] not in ("", ":")):
                 raise ValueError
-            host = f"{address}%{zone}" if zone else address
-            host_header = f"[{host}]"
+            host, name = (f"{address}%{zone}" if zone else address), None
+            in_url = f"[{address}%25{zone}]" if zone else f"[{address}]"
         else:
-            host = host_header = host if host.isascii() else host.encode("idna").decode()
-            if not _HOST(host):
-                raise ValueError
+            literal = netguard._literal_ip(host.removesuffix("."))
+            if literal is not None:
+                host = in_url = str(literal)
+                name = None
+            else:
+                host = in_url = name = netguard.ascii_host(host)
+                if not _HOST(host) or ".." in host or host.startswith("."):
+                    raise ValueError
     except (ValueError, UnicodeError):
         raise _Failure(f"Invalid URL: '{authority}' is not a valid host or port") from None
-    tls = url[4] in "sS"
-    default = 443 if tls else 80
+    scheme = parts.scheme.lower()
+    default = 443 if scheme == "https" else 80
     port = default if port is None else port
-    if port != default:
-        host_header = f"{host_header}:{port}"
+    if port == 0:
+        raise _Failure(f"Invalid URL: '{authority}' is not a valid host or port")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if not _PATH(path):
         path = quote(path, safe="!$&'()*+,;=:@/?%~")
-    prefix = f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\nAccept-Encoding: identity\r\n"
-    return _Target((tls, host, port), tls, host, port, prefix)
+    netloc = in_url if port == default else f"{in_url}:{port}"
+    return _Target(scheme, host, port, f"{scheme}://{netloc}{path}", name)
 
 
-# Request header names once checked: 0 = the caller's, 1 = User-Agent, 2 = always ours.
+# Request header names once checked: 0 = the caller's, 2 = always ours (dropped).
 _NAMES: dict[str, int] = {}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+").fullmatch
-_OURS = {"host": 2, "content-length": 2, "transfer-encoding": 2, "accept-encoding": 2, "user-agent": 1}
+_OURS = {"host", "content-length", "transfer-encoding", "accept-encoding", "expect", "connection"}
+_UNSAFE_VALUE = re.compile(r"[\r\n\0]").search
+# libcurl adds "Accept: */*" and, for big bodies, "Expect: 100-continue": an empty value removes them.
+_REMOVE_DEFAULTS = [b"Accept:", b"Expect:"]
 
 
-_HEAD_END = re.compile(rb"\n\r?\n")
-_STATUS_LINE = re.compile(r"HTTP/1\.(\S*)\s+([1-9][0-9][0-9])(\s.*)?").fullmatch  # 1: minor version
-_DIGITS = re.compile(r"[0-9]+").fullmatch
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}").fullmatch
+def _header_lines(headers: dict[str, str]) -> list[bytes]:
+    """The caller's headers as libcurl lines. Names must be tokens, and no CR, LF or NUL may
+    be in a value (header injection): refused before anything is sent. Host, Content-Length
+    and the like are ours; the caller's User-Agent replaces ours."""
+    lines = []
+    for name, value in headers.items():
+        kind = _NAMES.get(name)
+        if kind is None:
+            if not isinstance(name, str) or not _TOKEN(name):
+                raise _Failure(_BAD_HEADER)
+            kind = 2 if name.lower() in _OURS else 0
+            if len(_NAMES) < 1000:
+                _NAMES[name] = kind
+        if kind == 2:
+            continue
+        if not isinstance(value, str) or _UNSAFE_VALUE(value):
+            raise _Failure(_BAD_HEADER)
+        try:
+            # "Name;" is libcurl's way to send an empty header ("Name:" would remove it).
+            lines.append(f"{name}: {value}".encode("latin-1") if value else f"{name};".encode())
+        except UnicodeEncodeError:
+            raise _Failure(_BAD_HEADER) from None
+    return lines + _REMOVE_DEFAULTS
 
 
-class _Reader:
-    """Reads one response from a socket. Bytes read past it remain in buf[pos:]."""
+class _Job:
+    """One submitted POST, from submit() to done()."""
 
-    __slots__ = ("recv", "buf", "pos", "status", "headers", "keep_alive", "length", "chunked", "parts")
+    __slots__ = ("target", "body", "headers", "done", "started", "deadline", "error", "waiting")
 
-    def __init__(self, sock: socket.socket):
-        self.recv = sock.recv
-        self.buf = b""
-        self.pos = 0
-        self.status: int | None = None
-        self.headers: dict[str, str] = {}
-        self.keep_alive = self.chunked = False
-        self.length: int | None = None  # None: the body ends when the connection does
-        self.parts: list[bytes] = []  # body read so far, for a failure mid-body
+    def __init__(self, target, body, headers, done, started, deadline, error=None):
+        self.target, self.body, self.headers, self.done = target, body, headers, done
+        self.started, self.deadline, self.error = started, deadline, error
+        self.waiting = False  # for a name lookup
 
-    def read_head(self) -> None:
-        """Status line and headers, skipping 1xx interim answers; sets `status` last. Repeated
-        names are joined with ", " under their first spelling; lines that aren't headers are
-        skipped; names and values are capped."""
-        status = 0
-        while status < 200:
-            buf, start = self.buf[self.pos:], 0
-            while (end := _HEAD_END.search(buf, start)) is None:
-                if buf.count(b"\n") > MAX_HEADERS + 1:  # the status line and 101 header lines
-                    raise _Failure(_TOO_MANY_HEADERS)
-                if len(buf) - buf.rfind(b"\n") > _MAX_LINE:
-                    raise _Failure(_LINE_TOO_LONG)
-                data = self.recv(_READ_CHUNK)
-                if not data:
-                    raise _Failure(_CUT, late=True) if buf else _Disconnected()
-                start = max(len(buf) - 2, 0)  # a blank line may straddle the old end
-                buf += data
-            self.buf, self.pos = buf, end.end()
-            head = buf[:end.start()]
-            if head.count(b"\n") > MAX_HEADERS:
-                raise _Failure(_TOO_MANY_HEADERS)
-            if len(head) >= _MAX_LINE and max(map(len, head.split(b"\n"))) >= _MAX_LINE:
-                raise _Failure(_LINE_TOO_LONG)
-            lines = head.decode("latin-1").split("\n")
-            if not (status_line := _STATUS_LINE(lines[0])):
-                raise _Failure(_INVALID, late=True)
-            status = int(status_line[2])
-        headers: dict[str, str] = {}
-        names: dict[str, str] = {}  # lower-case name -> name
-        name = None
-        for line in lines[1:]:
-            if line[:1] in (" ", "\t"):  # an obsolete folded continuation
-                if name is not None:
-                    headers[name] = (headers[name] + " " + line.strip())[:MAX_HEADER_VALUE]
-                continue
+    def failed(self, error: str, status: int | None = None) -> Response:
+        return Response(status=status, error=error, duration_ms=_ms_since(self.started))
+
+
+def _shutdown(fd: int) -> None:
+    """Shut a connection libcurl still holds: its next use sees it closed. The fd stays libcurl's."""
+    sock = socket.socket(fileno=fd)
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.detach()
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+# --- one exchange on one easy handle ------------------------------------------------------
+
+_STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] +([1-9][0-9][0-9])").match  # HTTP/1.1 only: no "HTTP/2"
+_TLS_CODES = {pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION, pycurl.E_SSL_CERTPROBLEM,
+              pycurl.E_SSL_CIPHER, pycurl.E_SSL_CACERT_BADFILE, pycurl.E_SSL_ISSUER_ERROR,
+              pycurl.E_SSL_PINNEDPUBKEYNOTMATCH, pycurl.E_SSL_INVALIDCERTSTATUS,
+              pycurl.E_SSL_ENGINE_INITFAILED, pycurl.E_USE_SSL_FAILED}
+# libcurl's words for a certificate it refused, in OpenSSL's terms as the old client had them.
+_TLS_CERT = re.compile(r"(?:SSL certificate OpenSSL verify result: |SSL certificate problem: |SSL: )"
+                       r"(.*certificate.*?)(?: \(\d+\))?").fullmatch
+_E_WEIRD_SERVER_REPLY = 8  # pycurl names it E_FTP_WEIRD_SERVER_REPLY
+_E_TOO_LARGE = 100  # CURLE_TOO_LARGE (8.6.0): a header line past libcurl's own 100 KiB limit
+
+
+class _Exchange:
+    """An easy handle with its callbacks and the state of the POST it carries; reused."""
+
+    __slots__ = ("curl", "settings", "job", "code", "expect_status", "in_body", "status",
+                 "interim", "lines", "header_bytes", "fields", "names", "stored", "last",
+                 "body", "body_len", "truncated", "failure", "refused", "framing")
+
+    def __init__(self, settings: "Transport"):
+        self.settings = settings
+        c = self.curl = pycurl.Curl()
+        c.setopt(pycurl.NOSIGNAL, 1)
+        c.setopt(pycurl.POST, 1)
+        c.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTPS if settings.https_only
+                 else pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        c.setopt(pycurl.FOLLOWLOCATION, 0)
+        c.setopt(pycurl.PROXY, "")  # never a proxy from the environment
+        c.setopt(pycurl.NOPROXY, "*")
+        c.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+        c.setopt(pycurl.PATH_AS_IS, 1)
+        c.setopt(pycurl.USERAGENT, settings.user_agent)
+        c.setopt(pycurl.SSLVERSION, pycurl.SSLVERSION_TLSv1_2)
+        c.setopt(pycurl.SSL_VERIFYPEER, 1)
+        c.setopt(pycurl.SSL_VERIFYHOST, 2)
+        cafile, capath = settings._trust
+        if cafile:
+            c.setopt(pycurl.CAINFO, cafile)
+        if capath:
+            c.setopt(pycurl.CAPATH, capath)
+        c.setopt(pycurl.MAXAGE_CONN, max(1, round(settings.idle_timeout)))
+        c.setopt(pycurl.HEADERFUNCTION, self._header)
+        c.setopt(pycurl.WRITEFUNCTION, self._body)
+        c.setopt(pycurl.OPENSOCKETFUNCTION, self._open_socket)
+        # Names come resolved (CURLOPT_RESOLVE); a lookup by libcurl itself would be a bug here.
+        c.setopt(pycurl.RESOLVER_START_FUNCTION, self._resolver_start)
+        self.job = None
+
+    def begin(self, job: _Job, resolve: str | None, remaining: float) -> None:
+        self.job = job
+        self.code = 0
+        self.expect_status, self.in_body, self.status = True, False, None
+        self.interim = self.lines = self.header_bytes = self.stored = 0
+        self.fields, self.names, self.last = {}, {}, None
+        self.body, self.body_len, self.truncated = [], 0, False
+        self.failure = self.refused = None
+        self.framing = 0
+        c = self.curl
+        c.setopt(pycurl.URL, job.target.url)
+        c.setopt(pycurl.POSTFIELDS, job.body)  # not copied: pycurl keeps a reference
+        c.setopt(pycurl.HTTPHEADER, job.headers)
+        c.setopt(pycurl.TIMEOUT_MS, max(1, int(remaining * 1000)))
+        if resolve:
+            c.setopt(pycurl.RESOLVE, [resolve])
+        else:
+            c.unsetopt(pycurl.RESOLVE)
+
+    def _abort(self, reason: str) -> int:
+        self.failure = reason
+        return 0  # any count but the one given aborts the transfer (CURLE_WRITE_ERROR)
+
+    def _header(self, line: bytes):
+        """Every response header line, 1xx blocks and trailers included: counted and capped;
+        only the final response's headers are kept."""
+        size = len(line)
+        self.header_bytes += size
+        if self.header_bytes > MAX_HEADER_BYTES:
+            return self._abort(_LINE_TOO_LONG if size > MAX_HEADER_BYTES else _HEADERS_TOO_LARGE)
+        if self.in_body:
+            return None  # trailers: counted, not kept
+        if self.expect_status:
+            match = _STATUS_LINE(line)
+            if match is None:
+                return self._abort(_INVALID)
+            self.code, self.expect_status, self.lines = int(match[1]), False, 0
+            if self.code < 200:
+                self.interim += 1
+                if self.interim > MAX_INTERIM:
+                    return self._abort(_TOO_MANY_INTERIM)
+            return None
+        if line == b"\r\n" or line == b"\n":
+            if self.code >= 200:
+                self.in_body, self.status = True, self.code
+            else:
+                self.expect_status = True
+            return None
+        self.lines += 1
+        if self.lines > MAX_HEADERS:
+            return self._abort(_TOO_MANY_HEADERS)
+        if self.code >= 200:
+            head = line[:18].lower()
+            if head.startswith(b"content-length:"):
+                self.framing |= 1
+            elif head.startswith(b"transfer-encoding:"):
+                self.framing |= 2
+            self._keep(line.decode("latin-1"))
+        return None
+
+    def _keep(self, line: str) -> None:
+        """Store a header of the final response: repeated names joined with ", " under their
+        first spelling, names and values capped, at most MAX_STORED_HEADERS in all."""
+        fields = self.fields
+        if line[:1] in (" ", "\t"):  # an obsolete folded continuation
+            name, value, sep = self.last, line.strip(), " "
+            if name is None:
+                return
+        else:
             key, colon, value = line.partition(":")
-            key = key.strip()[:MAX_HEADER_NAME]
-            if colon and key:
-                name = names.get(lower := key.lower())
-                if name is None:
-                    names[lower] = name = key
-                    headers[key] = value.strip()[:MAX_HEADER_VALUE]
+            key, value, sep = key.strip()[:MAX_HEADER_NAME], value.strip(), ", "
+            if not colon or not key:
+                return
+            name = self.names.get(lower := key.lower())
+            if name is None:
+                value = value[:MAX_HEADER_VALUE]
+                if self.stored + len(key) + len(value) > MAX_STORED_HEADERS:
+                    return
+                self.names[lower] = self.last = key
+                fields[key] = value
+                self.stored += len(key) + len(value)
+                return
+        old = fields[name]
+        new = (old + sep + value)[:MAX_HEADER_VALUE]
+        if self.stored + len(new) - len(old) <= MAX_STORED_HEADERS:
+            fields[name] = new
+            self.stored += len(new) - len(old)
+        self.last = name
+
+    def _body(self, data: bytes):
+        room = self.settings.max_body - self.body_len
+        if len(data) > room:
+            if room > 0:
+                self.body.append(data[:room])
+                self.body_len += room
+            self.truncated = True
+            return 0  # abort: the rest is never read, and the connection is not reused
+        self.body.append(data)
+        self.body_len += len(data)
+        return None
+
+    def _resolver_start(self, *args) -> int:
+        if self.job.target.name is None:
+            return 0  # an IP address: libcurl "resolves" it without DNS
+        log.warning("libcurl started a name lookup of its own; refused")
+        return 1
+
+    def _open_socket(self, purpose, address):
+        """libcurl wants a socket to connect to `address`: the SSRF check, every time."""
+        ip = address.addr[0]
+        refusal = netguard.unsafe_address(ip, allow_loopback=self.settings.allow_loopback)
+        if refusal is not None:
+            self.refused = refusal
+            log.info("Refused to connect to %s (%s address)", refusal.address, refusal.kind)
+            return pycurl.SOCKET_BAD
+        log.debug("Connecting to %s port %s", ip, address.addr[1])
+        return socket.socket(address.family, address.socktype, address.protocol).detach()
+
+    def finish(self, code: int, message: str) -> Response:
+        """The Response for this exchange, which is then forgotten."""
+        job, body = self.job, b"".join(self.body)
+        error = None
+        if code and not (code == pycurl.E_WRITE_ERROR and self.truncated and self.failure is None):
+            error = self._reason(code, message)
+        response = Response(
+            status=self.status,
+            headers=self.fields if self.in_body else {},
+            body=body.decode("utf-8", errors="replace"),
+            error=error,
+            duration_ms=_ms_since(job.started),
+            truncated=self.truncated,
+        )
+        self.job = self.body = self.fields = self.names = None
+        self.refused = None
+        return response
+
+    def _reason(self, code: int, message: str) -> str:
+        """A short human reason for a failed transfer (never quoting request headers)."""
+        if self.failure:
+            return self.failure
+        if code == pycurl.E_OPERATION_TIMEDOUT:
+            return self.settings._timed_out
+        if self.refused is not None and code == pycurl.E_COULDNT_CONNECT:
+            refused = self.refused
+            article = "an" if refused.kind[0] in "aeiou" else "a"
+            return f"Refused: {refused.address} is {article} {refused.kind} address"
+        if code == pycurl.E_COULDNT_CONNECT:
+            errno = self.curl.getinfo(pycurl.OS_ERRNO)
+            if errno == 111:  # ECONNREFUSED
+                return "Connection refused"
+            return f"Connection failed: {os.strerror(errno)}" if errno else "Connection failed"
+        if code == pycurl.E_COULDNT_RESOLVE_HOST:
+            return f"Could not resolve host {self.job.target.host}"
+        if code in _TLS_CODES:
+            cert = _TLS_CERT(message)
+            return f"TLS error: certificate verify failed: {cert[1]}" if cert else f"TLS error: {message}"
+        if code == pycurl.E_GOT_NOTHING:
+            return "Connection closed without a response"
+        if self.status is not None and code in (pycurl.E_PARTIAL_FILE, pycurl.E_RECV_ERROR,
+                                                pycurl.E_SEND_ERROR, _E_WEIRD_SERVER_REPLY):
+            return _CUT
+        if code == _E_TOO_LARGE:
+            return _LINE_TOO_LONG
+        if code in (_E_WEIRD_SERVER_REPLY, pycurl.E_UNSUPPORTED_PROTOCOL):
+            return _INVALID
+        if code in (pycurl.E_RECV_ERROR, pycurl.E_SEND_ERROR):
+            errno = self.curl.getinfo(pycurl.OS_ERRNO)
+            if errno == 104:  # ECONNRESET
+                return "Connection reset by the server"
+            if errno == 32:  # EPIPE
+                return "Connection closed while sending"
+            return f"Connection failed: {os.strerror(errno)}" if errno else _INVALID
+        return f"Request failed: {message or pycurl.easy_strerror(code)}"
+
+
+# --- the event loop -----------------------------------------------------------------------
+
+
+class _Name:
+    """What one host name resolves to, and the jobs waiting for it."""
+
+    __slots__ = ("addresses", "fresh_until", "usable_until", "looking", "waiting")
+
+    def __init__(self):
+        self.addresses: str | None = None  # "a,[b]" as CURLOPT_RESOLVE wants them
+        self.fresh_until = self.usable_until = 0.0
+        self.looking = False
+        self.waiting: list[_Job] = []
+
+
+class _Loop:
+    """The per-process machinery: a CurlMulti, the thread that drives it, and name lookups.
+    Everything but `put` runs on the loop thread."""
+
+    def __init__(self, settings: "Transport"):
+        self.settings = settings
+        self.lock = threading.Lock()
+        self.inbox: list = []
+        self.signalled = False
+        self.stopping = False
+        self.in_flight = 0
+        self.gate = threading.RLock()  # held while in libcurl; a fork waits for it
+        self.wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self.selector = selectors.EpollSelector()
+        self.selector.register(self.wake, selectors.EVENT_READ)
+        self.multi: pycurl.CurlMulti | None = None
+        self.timer_at: float | None = None
+        self.active: dict[pycurl.Curl, _Exchange] = {}
+        self.spare: list[_Exchange] = []
+        self.names: dict[str, _Name] = {}
+        self.deadlines: list = []  # (deadline, seq, job) of jobs waiting for a lookup
+        self.seq = 0
+        self.lookups = 0
+        self.lookups_queued: collections.deque[str] = collections.deque()
+        self.idle_since = time.monotonic()
+        self.finished: list = []
+        self.thread = threading.Thread(target=self._run, name="tnt-transport", daemon=True)
+        _loops.add(self)
+        self.thread.start()
+
+    def put(self, item) -> bool:
+        """From any thread: hand the loop a job or a lookup result. False once stopping."""
+        with self.lock:
+            if self.stopping:
+                return False
+            self.inbox.append(item)
+            if self.signalled:
+                return True
+            self.signalled = True
+        os.eventfd_write(self.wake, 1)
+        return True
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
+        os.eventfd_write(self.wake, 1)
+
+    # libcurl's callbacks
+    def _on_socket(self, what, fd, multi, socketp):
+        selector = self.selector
+        if what == pycurl.POLL_REMOVE or what == pycurl.POLL_NONE:
+            try:
+                selector.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+            return
+        events = (selectors.EVENT_READ if what & pycurl.POLL_IN else 0) | (
+            selectors.EVENT_WRITE if what & pycurl.POLL_OUT else 0)
+        try:
+            selector.modify(fd, events)
+        except KeyError:
+            selector.register(fd, events)
+        except OSError:  # the fd was closed and reused without a POLL_REMOVE
+            selector.register(fd, events)
+
+    def _on_timer(self, ms: int) -> None:
+        self.timer_at = None if ms < 0 else time.monotonic() + ms / 1000
+
+    def _new_multi(self) -> pycurl.CurlMulti:
+        s = self.settings
+        multi = pycurl.CurlMulti()
+        multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        multi.setopt(pycurl.M_MAXCONNECTS, s.max_idle)
+        multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, s.max_per_host)
+        multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, s.max_connections)
+        return multi
+
+    def _run(self) -> None:
+        select, action = self.selector.select, self._action
+        read, write, wake = selectors.EVENT_READ, selectors.EVENT_WRITE, self.wake
+        while True:
+            events = select(self._wait_time())
+            with self.gate:
+                self.finished = finished = []
+                for key, mask in events:
+                    if key.fd == wake:
+                        try:
+                            os.eventfd_read(wake)
+                        except BlockingIOError:
+                            pass
+                        continue
+                    action(key.fd, (pycurl.CSELECT_IN if mask & read else 0)
+                           | (pycurl.CSELECT_OUT if mask & write else 0))
+                stopping = self._take_inbox()
+                self._expire_waiting()
+                if self.timer_at is not None and self.timer_at <= time.monotonic():
+                    self.timer_at = None
+                    action(pycurl.SOCKET_TIMEOUT, 0)
+                self._read_done()
+                if stopping:
+                    self._shut_down()
                 else:
-                    headers[name] = (headers[name] + ", " + value.strip())[:MAX_HEADER_VALUE]
-        connection = names.get("connection")
-        self.keep_alive = status_line[1] != "0" and not (
-            connection and "close" in headers[connection].lower())
-        encoding, length = names.get("transfer-encoding"), names.get("content-length")
-        if status in (204, 304):
-            self.length = 0
-        elif encoding:
-            self.chunked = headers[encoding].lower().rstrip(" \t").endswith("chunked")
-        elif length:
-            if not _DIGITS(text := headers[length]):  # repeated: "5, 5" is fine, "5, 6" not
-                values = {v.strip(" \t") for v in text.split(",")}
-                if len(values) != 1 or not _DIGITS(text := values.pop()):
-                    raise _Failure(_INVALID, late=True)
-            self.length = int(text)
-        if self.length is None and not self.chunked:
-            self.keep_alive = False
-        self.headers, self.status = headers, status
+                    self._recycle_when_idle()
+            self._call_back(finished)
+            if stopping:
+                return
 
-    def read_body(self, max_body: int) -> tuple[bytes, bool]:
-        """At most max_body bytes of the body, and whether there was more."""
-        if self.chunked:
-            return self._chunked(max_body)
-        if self.length is None:
-            self.keep_alive = False
-            data = self._take(max_body + 1, eof_ok=True)
-            return data[:max_body], len(data) > max_body
-        if self.length > max_body:
-            self.keep_alive = False  # the rest is never read
-            return self._take(max_body), True
-        return self._take(self.length), False
+    def _action(self, fd: int, mask: int) -> None:
+        if self.multi is None:
+            return
+        try:
+            self.multi.socket_action(fd, mask)
+        except pycurl.error as exc:  # e.g. an fd libcurl closed meanwhile: nothing to do
+            log.debug("socket_action(%s): %s", fd, exc)
 
-    def _take(self, n: int, eof_ok: bool = False) -> bytes:
-        """The next n bytes; fewer only if eof_ok and the connection closes first."""
-        buf, pos = self.buf, self.pos
-        if len(buf) - pos >= n:  # usually all there with the head
-            self.pos = pos + n
-            return buf[pos:pos + n]
-        mark, parts = len(self.parts), self.parts
-        parts.append(buf[pos:])
-        got = len(buf) - pos
-        self.buf, self.pos = b"", 0
-        while got < n:
-            data = self.recv(min(_READ_CHUNK, n - got))
-            if not data:
-                if eof_ok:
-                    break
-                raise _Failure(_CUT, late=True)
-            parts.append(data)
-            got += len(data)
-        data = b"".join(parts[mark:])
-        del parts[mark:]
-        return data
+    def _wait_time(self) -> float | None:
+        now, times = time.monotonic(), []
+        if self.timer_at is not None:
+            times.append(self.timer_at)
+        if self.deadlines:
+            times.append(self.deadlines[0][0])
+        if self.multi is not None and not self.active:
+            times.append(self.idle_since + self.settings.idle_timeout)
+        return max(min(times) - now, 0.0) if times else None
 
-    def _line(self) -> bytes:
-        buf, pos = self.buf, self.pos
-        while (end := buf.find(b"\n", pos)) < 0:
-            if len(buf) - pos >= _MAX_LINE:
-                raise _Failure(_LINE_TOO_LONG)
-            data = self.recv(_READ_CHUNK)
-            if not data:
-                raise _Failure(_CUT, late=True)
-            buf, pos = buf[pos:] + data, 0
-        if end - pos >= _MAX_LINE:
-            raise _Failure(_LINE_TOO_LONG)
-        self.buf, self.pos = buf, end + 1
-        return buf[pos:end].rstrip(b"\r")
+    def _take_inbox(self) -> bool:
+        with self.lock:
+            items, self.inbox, self.signalled = self.inbox, [], False
+            stopping = self.stopping
+        for item in items:
+            if isinstance(item, _Job):
+                self._accept(item)
+            else:
+                self._looked_up(*item)
+        return stopping
 
-    def _chunked(self, max_body: int) -> tuple[bytes, bool]:
-        parts, got = self.parts, 0
-        while size := self._line().partition(b";")[0].strip(b" \t"):
-            if not _HEX(size):
-                break
-            size = int(size, 16)
-            if size == 0:
-                for _ in range(MAX_HEADERS + 1):  # trailer lines, ignored
-                    if not self._line():
-                        return b"".join(parts), False
-                raise _Failure(_TOO_MANY_HEADERS)
-            take = min(size, max_body + 1 - got)
-            parts.append(self._take(take))
-            got += take
-            if got > max_body:
-                self.keep_alive = False
-                return b"".join(parts)[:max_body], True
-            if self._line():  # the CRLF after the chunk's data
-                break
-        raise _Failure(_INVALID, late=True)
+    def _accept(self, job: _Job) -> None:
+        if job.error:
+            self.finished.append((job, job.failed(job.error)))
+            return
+        name = job.target.name
+        if name is None:
+            self._start(job, None)
+            return
+        entry = self.names.get(name)
+        if entry is None:
+            entry = self.names[name] = _Name()
+        now = time.monotonic()
+        if entry.addresses and now < entry.usable_until:
+            if now >= entry.fresh_until:
+                self._look_up(name, entry)  # meanwhile the last answer serves
+            self._start(job, entry)
+            return
+        job.waiting = True
+        entry.waiting.append(job)
+        self.seq += 1
+        heapq.heappush(self.deadlines, (job.deadline, self.seq, job))
+        self._look_up(name, entry)
+
+    def _look_up(self, name: str, entry: _Name) -> None:
+        if entry.looking:
+            return  # one lookup per name at a time, however many jobs wait for it
+        entry.looking = True
+        if self.lookups >= MAX_LOOKUPS:
+            self.lookups_queued.append(name)
+            return
+        self.lookups += 1
+        threading.Thread(target=self._resolve, args=(name,), name="tnt-dns", daemon=True).start()
+
+    def _resolve(self, name: str) -> None:
+        """On a lookup thread: getaddrinfo, which nothing can interrupt, so it has a thread of its
+        own; the loop meanwhile serves everyone else."""
+        try:
+            infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            infos = []
+        addresses = []
+        for *_, sockaddr in infos:
+            ip = sockaddr[0].split("%", 1)[0]  # a scope is of no use: link-local is refused anyway
+            text = f"[{ip}]" if ":" in ip else ip
+            if text not in addresses:
+                addresses.append(text)
+        self.put((name, ",".join(addresses)))
+
+    def _looked_up(self, name: str, addresses: str) -> None:
+        self.lookups -= 1
+        while self.lookups_queued and self.lookups < MAX_LOOKUPS:
+            self.lookups += 1
+            queued = self.lookups_queued.popleft()
+            threading.Thread(target=self._resolve, args=(queued,), name="tnt-dns", daemon=True).start()
+        entry = self.names.get(name)
+        if entry is None:
+            return
+        entry.looking = False
+        now = time.monotonic()
+        if addresses:
+            entry.addresses, entry.fresh_until, entry.usable_until = (
+                addresses, now + DNS_FRESH, now + DNS_STALE)
+        waiting, entry.waiting = entry.waiting, []
+        usable = entry.addresses and now < entry.usable_until
+        for job in waiting:
+            if not job.waiting:
+                continue  # timed out meanwhile
+            job.waiting = False
+            if usable:
+                self._start(job, entry)
+            else:
+                self.finished.append((job, job.failed(f"Could not resolve host {name}")))
+        if not usable:
+            del self.names[name]
+
+    def _expire_waiting(self) -> None:
+        deadlines, now = self.deadlines, time.monotonic()
+        while deadlines and deadlines[0][0] <= now:
+            job = heapq.heappop(deadlines)[2]
+            if job.waiting:
+                job.waiting = False
+                self.finished.append((job, job.failed(self.settings._timed_out)))
+
+    def _start(self, job: _Job, entry: _Name | None) -> None:
+        remaining = job.deadline - time.monotonic()
+        if remaining <= 0:
+            self.finished.append((job, job.failed(self.settings._timed_out)))
+            return
+        if self.multi is None:
+            self.multi = self._new_multi()
+        exchange = self.spare.pop() if self.spare else _Exchange(self.settings)
+        target = job.target
+        resolve = None if entry is None else f"+{target.host}:{target.port}:{entry.addresses}"
+        exchange.begin(job, resolve, remaining)
+        self.active[exchange.curl] = exchange
+        self.multi.add_handle(exchange.curl)
+
+    def _read_done(self) -> None:
+        multi = self.multi
+        if multi is None:
+            return
+        while True:
+            queued, ok, failed = multi.info_read()
+            for curl in ok:
+                self._complete(curl, 0, "")
+            for curl, code, message in failed:
+                self._complete(curl, code, message)
+            if not queued:
+                return
+
+    def _complete(self, curl: pycurl.Curl, code: int, message: str) -> None:
+        exchange = self.active.pop(curl)
+        self.multi.remove_handle(curl)
+        job = exchange.job
+        if exchange.framing == 3:
+            # Content-Length and Transfer-Encoding both: a smuggling attempt, or a broken server
+            # (RFC 9112 6.3). libcurl would keep the connection; shut it so it is never reused.
+            # ACTIVESOCKET is -1 unless the connection is still cached, so the fd is still its.
+            fd = curl.getinfo(pycurl.ACTIVESOCKET)
+            if fd >= 0:
+                _shutdown(fd)
+        try:
+            response = exchange.finish(code, message)
+        except Exception:  # noqa: BLE001 - a bug here must fail one POST, not the loop
+            log.exception("Building a transport response failed")
+            response = job.failed("Internal error in the transport")
+        self.finished.append((job, response))
+        if len(self.spare) < _KEEP_EASY:
+            self.spare.append(exchange)
+        else:
+            curl.close()
+        if not self.active:
+            self.idle_since = time.monotonic()
+
+    def _recycle_when_idle(self) -> None:
+        """Nothing in flight for idle_timeout: close the multi and with it every idle
+        connection (libcurl only prunes its cache when a later transfer looks into it)."""
+        if self.multi is not None and not self.active and (
+                time.monotonic() - self.idle_since >= self.settings.idle_timeout):
+            self.multi.close()
+            self.multi, self.timer_at = None, None
+            now = time.monotonic()
+            for name in [n for n, e in self.names.items()
+                         if not e.looking and not e.waiting and e.usable_until <= now]:
+                del self.names[name]
+
+    def _shut_down(self) -> None:
+        """close(): everything still in flight completes with an error."""
+        for curl, exchange in list(self.active.items()):
+            self.multi.remove_handle(curl)
+            job = exchange.job
+            exchange.finish(0, "")
+            self.finished.append((job, job.failed(_CLOSED)))
+        self.active.clear()
+        for _, _, job in self.deadlines:
+            if job.waiting:
+                job.waiting = False
+                self.finished.append((job, job.failed(_CLOSED)))
+        self.deadlines.clear()
+        with self.lock:
+            late, self.inbox = self.inbox, []
+        for item in late:
+            if isinstance(item, _Job):
+                self.finished.append((item, item.failed(_CLOSED)))
+        if self.multi is not None:
+            self.multi.close()
+            self.multi = None
+        for exchange in self.spare:
+            exchange.curl.close()
+        self.spare.clear()
+        self.selector.close()
+        os.close(self.wake)
+        _loops.discard(self)
+
+    def _call_back(self, finished: list) -> None:
+        """done() for every finished job, outside the gate. A done that raises is logged."""
+        if not finished:
+            return
+        with self.lock:
+            self.in_flight -= len(finished)
+        for job, response in finished:
+            try:
+                job.done(response)
+            except Exception:  # noqa: BLE001 - the caller's bug must not stop the loop
+                log.exception("A transport done() callback failed")
+
+
+# --- fork safety --------------------------------------------------------------------------
+
+_loops: "weakref.WeakSet[_Loop]" = weakref.WeakSet()
+_abandoned: list = []
+
+
+def _before_fork() -> None:
+    # Fork only while no loop is inside libcurl (or OpenSSL), so the child finds no lock held.
+    for loop in list(_loops):
+        loop.gate.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for loop in list(_loops):
+        loop.gate.release()
+
+
+def _after_fork_in_child() -> None:
+    # The child has none of the parent's threads. Its loops are abandoned whole and never
+    # freed: freeing them would run libcurl's cleanup on connections the parent still uses.
+    for loop in list(_loops):
+        loop.gate.release()
+        _abandoned.append(loop)
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(loop))
+    _loops.clear()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)
+
+
+# --- the public face ----------------------------------------------------------------------
 
 
 class Transport:
-    """Thread-safe webhook POSTer with per-host keep-alive pools. Never raises for network trouble."""
+    """Webhook POSTer on one libcurl multi handle and one event-loop thread per process.
+
+    Thread-safe. `submit` never blocks on the network; `post` blocks its caller only.
+    Never raises for network trouble: every outcome is a `Response`.
+    """
 
     def __init__(
         self,
         *,
         allow_loopback: bool = False,
+        https_only: bool = False,
         timeout: float = 10.0,
         max_body: int = 65536,
         user_agent: str = "TalkNTalk-Webhooks/x",
-        max_per_host: int = 32,
-        max_hosts: int = 1000,
         ca_certs: str | None = None,
+        max_per_host: int = 32,
+        max_connections: int = 256,
+        max_idle: int = 64,
+        idle_timeout: float = 30.0,
     ):
+        """max_per_host: connections open at once to one host:port (more POSTs queue, their
+        deadline running). max_connections: open at once in all; keep it well below the fd
+        limit. max_idle: kept-alive connections cached, the oldest closed first. idle_timeout:
+        a connection idle this long is not reused, and all are closed after this long with
+        nothing in flight."""
         self.allow_loopback = allow_loopback
+        self.https_only = https_only
         self.timeout = timeout
         self.max_body = max_body
         self.user_agent = user_agent
-        self.max_per_host = max_per_host
-        self.max_hosts = max_hosts
         self.ca_certs = ca_certs
-        self._tls_context: ssl.SSLContext | None = None
-        self._start()
-
-    def _start(self) -> None:
-        self._pid = os.getpid()
+        self.max_per_host = max_per_host
+        self.max_connections = max_connections
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self._timed_out = f"Timed out after {timeout:g} s"
+        if ca_certs:
+            self._trust = (ca_certs, None)
+        else:  # the system's bundle: the pycurl wheel's own OpenSSL doesn't know where it is
+            paths = ssl.get_default_verify_paths()
+            self._trust = (paths.cafile, paths.capath)
         self._lock = threading.Lock()
-        # (tls, host, port) -> idle connections, the least recently used host first.
-        self._idle: collections.OrderedDict[tuple, list[socket.socket]] = collections.OrderedDict()
-        self._watchdog = _Watchdog()
+        self._closed = False
+        self._loop: _Loop | None = None
+        self._pid = os.getpid()
 
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
-        """POST body to url; return what happened, always within `timeout` seconds."""
-        if self._pid != os.getpid():
-            # Forked (RQ's work horse): the watchdog thread didn't come along, and the parent's
-            # sockets must not be shared. Start afresh without touching the parent's state.
-            self._start()
-        attempt = self._watchdog.start(self.timeout, self.allow_loopback)
-        sock = reader = None
-        data, truncated, error = b"", False, None
+    @property
+    def in_flight(self) -> int:
+        """POSTs submitted whose done() has not been called yet."""
+        loop = self._loop
+        return loop.in_flight if loop is not None and self._pid == os.getpid() else 0
+
+    def submit(self, url: str, body: bytes, headers: dict[str, str], done: Done) -> None:
+        """Start a POST; never blocks on the network. `done(response)` is called exactly once,
+        on the transport's loop thread, so it must be quick and must not block (hand the
+        Response to a queue); an exception from it is logged. After close(), done is called at
+        once, on the caller's thread, with a "Transport closed" error."""
+        started = time.monotonic()
         try:
             target = _target(url)
-            request = self._request(target, body, headers)
-            sock = self._checkout(target.key)
-            while True:
-                fresh = sock is None
-                if fresh:
-                    sock = self._connect(target, attempt)
-                else:
-                    attempt.attach(sock)
-                reader = _Reader(sock)
-                try:
-                    try:
-                        for part in request:
-                            sock.sendall(part)
-                    except (BrokenPipeError, ConnectionResetError):
-                        if not fresh:
-                            raise
-                        # A server may answer (413, say) and close without reading it all.
-                    reader.read_head()
-                    break
-                except _STALE:
-                    # A pooled connection the server dropped just as we reused it (the keep-alive
-                    # race) fails before any response. Retry once on a fresh connection: at worst
-                    # the receiver sees a duplicate, which at-least-once delivery already allows.
-                    if fresh or attempt.expired:
-                        raise
-                    attempt.detach()
-                    sock.close()
-                    sock = None
-            data, truncated = reader.read_body(self.max_body)
-            if attempt.expired:  # its shutdown looks like the end of a body without a length
-                error = self._timed_out()
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a Response
-            got_status = reader is not None and reader.status is not None
-            error = self._reason(exc, attempt, got_status=got_status)
-            if got_status:
-                data = b"".join(reader.parts)
-        finally:
-            intact = attempt.finish()
-            now = time.monotonic()
-            if sock is not None:
-                reusable = reader and reader.keep_alive and len(reader.buf) == reader.pos
-                if intact and error is None and reusable:
-                    self._checkin(target.key, sock)
-                else:
-                    sock.close()  # unread bytes would poison the next request on it
-        return Response(
-            status=reader.status if reader else None,
-            headers=reader.headers if reader else {},
-            body=data[: self.max_body].decode("utf-8", errors="replace"),
-            error=error,
-            duration_ms=int((now - attempt.deadline + self.timeout) * 1000),
-            truncated=truncated,
-        )
+            if self.https_only and target.scheme != "https":
+                raise _Failure("Refused: http is not allowed, use an https:// URL")
+            job = _Job(target, body, _header_lines(headers), done, started, started + self.timeout)
+        except _Failure as exc:
+            job = _Job(None, b"", [], done, started, started, error=str(exc))
+        with self._lock:
+            loop = None if self._closed else self._running_loop()
+            if loop is not None:
+                with loop.lock:
+                    loop.in_flight += 1
+        if loop is None or not loop.put(job):
+            if loop is not None:
+                with loop.lock:
+                    loop.in_flight -= 1
+            done(job.failed(_CLOSED))
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
+        """POST and wait for the Response (at most about `timeout`). Not from a done() callback."""
+        loop = self._loop
+        if loop is not None and threading.current_thread() is loop.thread:
+            raise RuntimeError("Transport.post() called on the transport's own thread")
+        answered = threading.Event()
+        box: list[Response] = []
+
+        def done(response: Response) -> None:
+            box.append(response)
+            answered.set()
+
+        self.submit(url, body, headers, done)
+        if not answered.wait(self.timeout + 30):  # the loop's deadline failed: a bug
+            log.error("The transport gave no answer within its deadline")
+            return Response(status=None, error="Internal error: the transport did not answer")
+        return box[0]
 
     def close(self) -> None:
-        """Close pooled connections and stop the deadline thread."""
+        """Stop the loop thread and close every connection. POSTs still in flight complete with
+        a "Transport closed" error; later submits fail the same way."""
         with self._lock:
-            pools = list(self._idle.values())
-            self._idle.clear()
-        for idle in pools:
-            for sock in idle:
-                sock.close()
-        self._watchdog.stop()
+            self._closed = True
+            loop, self._loop = self._loop, None
+        if loop is None or self._pid != os.getpid():
+            return
+        loop.stop()
+        if threading.current_thread() is not loop.thread:
+            loop.thread.join(10)
 
-    def _request(self, target: _Target, body: bytes, headers: dict[str, str]) -> tuple[bytes, ...]:
-        """The bytes to send. Names must be tokens, and no CR, LF or NUL may come from a name or
-        value (header injection): refused before anything is sent."""
-        lines = [target.prefix]
-        user_agent = f"User-Agent: {self.user_agent}\r\n"
-        for name, value in headers.items():
-            kind = _NAMES.get(name)
-            if kind is None:
-                if not isinstance(name, str) or not _TOKEN(name):
-                    raise _Failure(_BAD_HEADER)
-                kind = _OURS.get(name.lower(), 0)
-                if len(_NAMES) < 1000:
-                    _NAMES[name] = kind
-            if kind == 2:
-                continue
-            if kind == 1:
-                user_agent = ""
-            lines.append(f"{name}: {value}\r\n")
-        lines.append(f"{user_agent}Content-Length: {len(body)}\r\n\r\n")
-        head = "".join(lines)
-        # Each line written ends in one CRLF, so any other CR or LF came from the caller.
-        expected = _PREFIX_LINES + len(lines) + (user_agent != "")
-        if head.count("\n") != expected or head.count("\r") != expected or "\0" in head:
-            raise _Failure(_BAD_HEADER)
-        try:
-            head = head.encode("latin-1")
-        except UnicodeEncodeError:
-            raise _Failure(_BAD_HEADER) from None
-        return (head + body,) if len(body) <= _READ_CHUNK else (head, body)  # big: not copied
-
-    def _checkout(self, key: tuple) -> socket.socket | None:
-        """An idle pooled connection to reuse, or None. One that is readable was closed by the
-        server (or holds bytes nobody asked for): it is closed and the next one tried."""
-        while True:
-            with self._lock:
-                idle = self._idle.get(key)
-                if not idle:
-                    return None
-                sock = idle.pop()
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
-            if not poller.poll(0):
-                return sock
-            sock.close()
-
-    def _checkin(self, key: tuple, sock: socket.socket) -> None:
-        """Back to the pool; closed if the pool is full. Evicts the least recently used host."""
-        extra: list[socket.socket] = []
-        with self._lock:
-            idle = self._idle.get(key)
-            if idle is None:
-                idle = self._idle[key] = []
-                if len(self._idle) > self.max_hosts:
-                    extra = self._idle.popitem(last=False)[1]
-            else:
-                self._idle.move_to_end(key)
-            if len(idle) < self.max_per_host:
-                idle.append(sock)
-            else:
-                extra.append(sock)
-        for other in extra:
-            other.close()
-
-    def _connect(self, target: _Target, attempt: _Attempt) -> socket.socket:
-        """A new connection to a netguard-checked address, under the attempt's deadline. The Host
-        header and TLS server name stay the URL's host: only the socket's target is the IP."""
-        ips = _resolve_within_deadline(target.host, target.port, attempt)
-        sock = _connect_first(ips, target.port, attempt, [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-        log.debug("New connection to %s port %s", target.host, target.port)
-        try:
-            sock.settimeout(None)  # blocking from here: the watchdog bounds every wait
-            if target.tls:
-                sock = self._tls().wrap_socket(sock, server_hostname=target.host,
-                                               do_handshake_on_connect=False)
-            attempt.attach(sock)
-            if target.tls:
-                sock.do_handshake()
-        except BaseException:
-            attempt.detach()
-            sock.close()
-            raise
-        return sock
-
-    def _tls(self) -> ssl.SSLContext:
-        # CERT_REQUIRED, the certificate checked against the URL's host, SNI sent.
-        if self._tls_context is None:
-            context = ssl.create_default_context(cafile=self.ca_certs)
-            context.set_alpn_protocols(["http/1.1"])
-            self._tls_context = context
-        return self._tls_context
-
-    def _timed_out(self) -> str:
-        return f"Timed out after {self.timeout:g} s"
-
-    def _reason(self, exc: BaseException, attempt: _Attempt, *, got_status: bool) -> str:
-        """A short human reason for a transport-level failure."""
-        if attempt.expired or isinstance(exc, TimeoutError):
-            return self._timed_out()
-        if isinstance(exc, UnsafeURL):
-            if exc.kind:
-                article = "an" if exc.kind[0] in "aeiou" else "a"
-                return f"Refused: {exc.address} is {article} {exc.kind} address"
-            return str(exc).rstrip(".")
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return f"TLS error: certificate verify failed: {exc.verify_message}"
-        if isinstance(exc, ssl.SSLError):
-            return f"TLS error: {exc.reason or exc}"
-        if isinstance(exc, _Failure) and not exc.late:
-            return str(exc)
-        if isinstance(exc, ConnectionRefusedError):
-            return "Connection refused"
-        if got_status:
-            return _CUT
-        if isinstance(exc, _Failure):
-            return str(exc)
-        if isinstance(exc, ConnectionResetError):
-            return "Connection reset by the server"
-        if isinstance(exc, OSError) and exc.strerror:
-            return f"Connection failed: {exc.strerror}"
-        # The exception's text is left out: it could quote request headers.
-        return f"Request failed ({type(exc).__name__})"
-
+    def _running_loop(self) -> _Loop:
+        """The loop of this process (under self._lock); a forked child starts its own."""
+        if self._pid != os.getpid():
+            self._pid, self._loop = os.getpid(), None
+        if self._loop is None:
+            self._loop = _Loop(self)
+        return self._loop
