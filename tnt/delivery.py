@@ -603,10 +603,11 @@ def _transport() -> Transport:
     if "tnt_transport" not in ext:
         ext["tnt_transport"] = Transport(
             allow_loopback=current_app.config["TNT_ALLOW_LOOPBACK"],
+            https_only=current_app.config["TNT_HTTPS_ONLY"],
             timeout=current_app.config["TNT_DELIVERY_TIMEOUT"],
             user_agent=USER_AGENT,
             # Every sending thread may be on one host (several endpoints on one server): a
-            # smaller pool would open and drop a connection per POST.
+            # smaller cap would make them queue for a connection.
             max_per_host=current_app.config["TNT_SEND_CONCURRENCY"],
         )
     return ext["tnt_transport"]
