@@ -689,15 +689,16 @@ class _Loop:
 
     def _complete(self, curl: pycurl.Curl, code: int, message: str) -> None:
         exchange = self.active.pop(curl)
-        self.multi.remove_handle(curl)
-        job = exchange.job
         if exchange.framing == 3:
             # Content-Length and Transfer-Encoding both: a smuggling attempt, or a broken server
             # (RFC 9112 6.3). libcurl would keep the connection; shut it so it is never reused.
-            # ACTIVESOCKET is -1 unless the connection is still cached, so the fd is still its.
+            # ACTIVESOCKET is -1 unless the connection is still cached (so the fd is still its),
+            # and only answers while the handle is in the multi.
             fd = curl.getinfo(pycurl.ACTIVESOCKET)
             if fd >= 0:
                 _shutdown(fd)
+        self.multi.remove_handle(curl)
+        job = exchange.job
         try:
             response = exchange.finish(code, message)
         except Exception:  # noqa: BLE001 - a bug here must fail one POST, not the loop
