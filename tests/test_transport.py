@@ -1,12 +1,21 @@
 """transport: real receivers on 127.0.0.1, friendly and hostile, no mocks."""
 
 import datetime
+import json
 import logging
 import multiprocessing
+import os
+import random
+import resource
+import shutil
 import socket
 import ssl
+import struct
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -983,3 +992,190 @@ def test_a_hostile_header_flood_costs_little_cpu(receiver, transport, payload, r
         server.join()
     assert (response.status, response.error, response.headers) == (None, error, {})
     assert cpu < 0.05, f"{cpu * 1000:.1f} ms of CPU"
+
+
+# --- a real resolver: a fake DNS server, and the transport in a child under unshare --mount -----
+#
+# The child sees /etc/resolv.conf bind-mounted to a file naming FakeDNS, so getaddrinfo really
+# asks a DNS server (ours), and one that can stall. The receivers stay in this process.
+
+
+class FakeDNS:
+    """A tiny UDP DNS server on 127.53.x.y:53: an A record 127.0.0.1 for any name, no AAAA, and
+    no answer at all for names that start with "stall". `queries` records (name, qtype)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for _ in range(20):
+            self.address = f"127.53.{random.randrange(1, 255)}.{random.randrange(1, 255)}"
+            try:
+                self.sock.bind((self.address, 53))
+                break
+            except OSError:
+                continue
+        else:
+            raise OSError("no free 127.53.x.y:53")
+        self.queries: list[tuple[str, int]] = []
+        self.stopped = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stopped:
+            try:
+                data, client = self.sock.recvfrom(512)
+                end, labels = 12, []
+                while data[end]:
+                    labels.append(data[end + 1:end + 1 + data[end]].decode("ascii", "replace"))
+                    end += 1 + data[end]
+                qtype = struct.unpack(">H", data[end + 1:end + 3])[0]
+            except (OSError, IndexError, struct.error):
+                continue
+            name = ".".join(labels).lower()
+            self.queries.append((name, qtype))
+            if name.startswith("stall"):
+                continue
+            answer = b""
+            if qtype == 1:  # A
+                answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton("127.0.0.1")
+            header = data[:2] + struct.pack(">HHHHH", 0x8180, 1, 1 if answer else 0, 0, 0)
+            self.sock.sendto(header + data[12:end + 5] + answer, client)
+
+    def close(self):
+        self.stopped = True
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def in_resolver_sandbox(tmp_path_factory):
+    """run(scenario, **args) -> dict: a scenario of this file in a child that resolves through
+    FakeDNS. Skips where the machine can't make a mount namespace or bind port 53."""
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare(1) to give the child its own /etc/resolv.conf")
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
+    if probe.returncode:
+        pytest.skip(f"needs mount namespaces (unshare --mount: {probe.stderr.decode().strip()})")
+    try:
+        dns = FakeDNS()
+    except OSError as exc:
+        pytest.skip(f"needs to bind a UDP port 53 on 127.53.x.y ({exc})")
+    resolv = tmp_path_factory.mktemp("dns") / "resolv.conf"
+    # One try, 30 s: a stalled name stays stalled for longer than any test runs.
+    resolv.write_text(f"nameserver {dns.address}\noptions timeout:30 attempts:1\n")
+    root = Path(__file__).resolve().parent.parent
+
+    def run(scenario, **args):
+        command = ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+                   str(resolv), sys.executable, __file__, scenario, json.dumps(args)]
+        env = dict(os.environ, PYTHONPATH=str(root))
+        done = subprocess.run(command, cwd=root, env=env, capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        return json.loads(done.stdout.decode().strip().splitlines()[-1])
+
+    run.dns = dns
+    yield run
+    dns.close()
+
+
+def test_a_stalled_dns_lookup_delays_no_other_endpoint(receiver, in_resolver_sandbox):
+    server = receiver(echo)
+    result = in_resolver_sandbox("stalled_dns", port=server.port)
+    baseline, during = result["baseline"], result["during"]
+    assert all(error is None for _, error in baseline + during), result
+    # 30 fresh names looked up while 25 names (50 POSTs) hang in DNS, before, across and after
+    # the moment those POSTs time out: none waits behind them.
+    assert len(during) >= 30
+    assert max(ms for ms, _ in during) <= max(ms for ms, _ in baseline) + 100, result
+    assert {error for error, _ in result["stalled"]} == {"Timed out after 2 s"}
+    assert all(1900 <= ms <= 2600 for _, ms in result["stalled"]), result["stalled"]
+    assert result["close_s"] < 0.5  # close() does not wait for a stuck lookup either
+    # One lookup per stalled name, however many POSTs wait for it.
+    asked = [name for name, qtype in in_resolver_sandbox.dns.queries if qtype == 1 and name.startswith("stall")]
+    assert sorted(asked) == sorted(f"stall{n}.test" for n in range(25))
+
+
+def test_200_hostnames_never_push_the_worker_past_1024_open_files(receiver, in_resolver_sandbox):
+    server = receiver(echo)
+    result = in_resolver_sandbox("many_hosts", port=server.port)
+    assert result["errors"] == [] and result["final"] is None
+    assert result["peak_fds"] < 1024
+    # After 400 distinct hosts, what stays open is the connection cache (max_idle=64), no more.
+    assert result["fds_after"] - result["fds_before"] <= 64 + 4, result
+
+
+def test_idna_2008_names_and_a_trailing_dot(receiver, pki, in_resolver_sandbox):
+    wrap = tls_wrap(pki.good)
+    plain, secure = receiver(echo), receiver(echo, wrap=wrap)
+    result = in_resolver_sandbox("names", port=plain.port, tls_port=secure.port, ca=pki.ca)
+    assert result == {"idn": [200, None], "dot": [200, None], "tls_dot": [200, None]}
+    hosts = [request[1]["host"] for request in plain.requests]
+    assert hosts == [f"xn--strae-oqa.test:{plain.port}", f"trail.test.:{plain.port}"]
+    asked = {name for name, _ in in_resolver_sandbox.dns.queries}
+    assert "xn--strae-oqa.test" in asked and "strasse.test" not in asked
+    assert wrap.names == ["trail.test"] and len(secure.requests) == 1  # SNI without the dot, and the name checked
+
+
+def _scenario_stalled_dns(port):
+    transport = Transport(allow_loopback=True, timeout=2.0)
+
+    def fresh(n):
+        response = transport.post(f"http://ok{n}.test:{port}/hook", b"{}", {})
+        return response.duration_ms, response.error
+
+    baseline = [fresh(n) for n in range(5)]
+    stalled = []
+    for n in range(25):
+        for _ in range(2):
+            transport.submit(f"http://stall{n}.test:{port}/hook", b"{}", {}, stalled.append)
+    during, n, until = [], 5, time.monotonic() + 3.0
+    while time.monotonic() < until:
+        during.append(fresh(n))
+        n += 1
+        time.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while len(stalled) < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    transport.close()
+    return {"baseline": baseline, "during": during, "close_s": time.monotonic() - started,
+            "stalled": [(r.error, r.duration_ms) for r in stalled]}
+
+
+def _scenario_many_hosts(port):
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    transport = Transport(allow_loopback=True, timeout=5.0, max_idle=64)
+    fds = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731
+    assert transport.post(f"http://first.test:{port}/", b"{}", {}).ok
+    before, peak, errors = fds(), [0], []
+    for start in (0, 200):
+        answered = threading.Semaphore(0)
+
+        def done(response):
+            peak[0] = max(peak[0], fds())
+            if response.error:
+                errors.append(response.error)
+            answered.release()
+
+        for n in range(start, start + 200):
+            transport.submit(f"http://h{n}.test:{port}/", b"{}", {}, done)
+        for _ in range(200):
+            answered.acquire(timeout=10)
+    after = fds()
+    final = transport.post(f"http://last.test:{port}/", b"{}", {}).error
+    return {"errors": errors, "fds_before": before, "peak_fds": peak[0], "fds_after": after,
+            "final": final}
+
+
+def _scenario_names(port, tls_port, ca):
+    transport = Transport(allow_loopback=True, timeout=2.0, ca_certs=ca)
+    out = {}
+    for key, url in [("idn", f"http://straße.test:{port}/"), ("dot", f"http://trail.test.:{port}/"),
+                     ("tls_dot", f"https://trail.test.:{tls_port}/")]:
+        response = transport.post(url, b"{}", {})
+        out[key] = [response.status, response.error]
+    return out
+
+
+if __name__ == "__main__":  # a scenario, in the child the resolver sandbox starts
+    _result = globals()[f"_scenario_{sys.argv[1]}"](**json.loads(sys.argv[2]))
+    print(json.dumps(_result), flush=True)
+    os._exit(0)  # a stalled lookup thread must not hold the exit
