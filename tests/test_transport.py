@@ -905,6 +905,26 @@ def test_200_black_holed_posts_in_flight_cost_sockets_not_threads_and_hold_up_no
     assert {r.error for r in stuck} == {"Timed out after 2 s"}
 
 
+def test_idle_connections_are_closed_after_idle_timeout(receiver):
+    closed = []
+
+    def echo_then_note(conn, server):
+        echo(conn, server)
+        closed.append(time.monotonic())  # EOF: the transport closed its side
+
+    server = receiver(echo_then_note)
+    client = Transport(allow_loopback=True, timeout=TIMEOUT, idle_timeout=0.3)
+    try:
+        assert client.post(server.url(), b"{}", {}).ok
+        answered = time.monotonic()
+        wait_for(lambda: closed, timeout=3)
+        assert closed[0] - answered < 1.0
+        assert client.post(server.url(), b"{}", {}).ok  # and the next POST opens a new one
+    finally:
+        client.close()
+    assert server.connections == 2
+
+
 # --- delivery-time rules ------------------------------------------------------------------
 
 

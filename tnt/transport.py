@@ -507,10 +507,11 @@ class _Loop:
             selectors.EVENT_WRITE if what & pycurl.POLL_OUT else 0)
         try:
             selector.modify(fd, events)
-        except KeyError:
-            selector.register(fd, events)
-        except OSError:  # the fd was closed and reused without a POLL_REMOVE
-            selector.register(fd, events)
+        except (KeyError, OSError):  # new, or closed and reused without a POLL_REMOVE
+            try:
+                selector.register(fd, events)
+            except (KeyError, ValueError, OSError) as exc:
+                log.error("Cannot watch socket %s: %s", fd, exc)
 
     def _on_timer(self, ms: int) -> None:
         self.timer_at = None if ms < 0 else time.monotonic() + ms / 1000
@@ -526,34 +527,42 @@ class _Loop:
         return multi
 
     def _run(self) -> None:
-        select, action = self.selector.select, self._action
-        read, write, wake = selectors.EVENT_READ, selectors.EVENT_WRITE, self.wake
         while True:
-            events = select(self._wait_time())
+            events = self.selector.select(self._wait_time())
             with self.gate:
                 self.finished = finished = []
-                for key, mask in events:
-                    if key.fd == wake:
-                        try:
-                            os.eventfd_read(wake)
-                        except BlockingIOError:
-                            pass
-                        continue
-                    action(key.fd, (pycurl.CSELECT_IN if mask & read else 0)
-                           | (pycurl.CSELECT_OUT if mask & write else 0))
-                stopping = self._take_inbox()
-                self._expire_waiting()
-                if self.timer_at is not None and self.timer_at <= time.monotonic():
-                    self.timer_at = None
-                    action(pycurl.SOCKET_TIMEOUT, 0)
-                self._read_done()
-                if stopping:
-                    self._shut_down()
-                else:
-                    self._recycle_when_idle()
+                try:
+                    stopping = self._turn(events)
+                except Exception:  # noqa: BLE001 - a bug must not end the thread everyone waits on
+                    log.exception("The transport's event loop failed a turn")
+                    stopping = False
             self._call_back(finished)
             if stopping:
                 return
+
+    def _turn(self, events) -> bool:
+        """One turn of the loop, under the gate: sockets, submissions, timers. True once stopped."""
+        read, action = selectors.EVENT_READ, self._action
+        for key, mask in events:
+            if key.fd == self.wake:
+                try:
+                    os.eventfd_read(self.wake)
+                except BlockingIOError:
+                    pass
+                continue
+            action(key.fd, (pycurl.CSELECT_IN if mask & read else 0)
+                   | (pycurl.CSELECT_OUT if mask & selectors.EVENT_WRITE else 0))
+        stopping = self._take_inbox()
+        self._expire_waiting()
+        if self.timer_at is not None and self.timer_at <= time.monotonic():
+            self.timer_at = None
+            action(pycurl.SOCKET_TIMEOUT, 0)
+        self._read_done()
+        if stopping:
+            self._shut_down()
+        else:
+            self._recycle_when_idle()
+        return stopping
 
     def _action(self, fd: int, mask: int) -> None:
         if self.multi is None:
@@ -677,9 +686,14 @@ class _Loop:
         exchange = self.spare.pop() if self.spare else _Exchange(self.settings)
         target = job.target
         resolve = None if entry is None else f"+{target.host}:{target.port}:{entry.addresses}"
-        exchange.begin(job, resolve, remaining)
+        try:
+            exchange.begin(job, resolve, remaining)
+            self.multi.add_handle(exchange.curl)
+        except pycurl.error as exc:
+            log.error("Could not start a transfer: %s", exc)
+            self.finished.append((job, job.failed("Internal error in the transport")))
+            return
         self.active[exchange.curl] = exchange
-        self.multi.add_handle(exchange.curl)
 
     def _read_done(self) -> None:
         multi = self.multi
@@ -775,6 +789,7 @@ class _Loop:
 # --- fork safety --------------------------------------------------------------------------
 
 _loops: "weakref.WeakSet[_Loop]" = weakref.WeakSet()
+_transports: "weakref.WeakSet[Transport]" = weakref.WeakSet()
 _abandoned: list = []
 
 
@@ -792,6 +807,9 @@ def _after_fork_in_parent() -> None:
 def _after_fork_in_child() -> None:
     # The child has none of the parent's threads. Its loops are abandoned whole and never
     # freed: freeing them would run libcurl's cleanup on connections the parent still uses.
+    # A Transport's lock may have been held by a thread that did not come along.
+    for transport in list(_transports):
+        transport._lock = threading.Lock()
     for loop in list(_loops):
         loop.gate.release()
         _abandoned.append(loop)
@@ -852,6 +870,7 @@ class Transport:
         self._closed = False
         self._loop: _Loop | None = None
         self._pid = os.getpid()
+        _transports.add(self)
 
     @property
     def in_flight(self) -> int:
