@@ -907,15 +907,16 @@ class Transport:
         loop = self._loop
         if loop is not None and threading.current_thread() is loop.thread:
             raise RuntimeError("Transport.post() called on the transport's own thread")
-        answered = threading.Event()
+        answered = _thread.allocate_lock()  # cheaper than an Event: released once, by done()
+        answered.acquire()
         box: list[Response] = []
 
         def done(response: Response) -> None:
             box.append(response)
-            answered.set()
+            answered.release()
 
         self.submit(url, body, headers, done)
-        if not answered.wait(self.timeout + 30):  # the loop's deadline failed: a bug
+        if not answered.acquire(timeout=self.timeout + 30):  # the loop's deadline failed: a bug
             log.error("The transport gave no answer within its deadline")
             return Response(status=None, error="Internal error: the transport did not answer")
         return box[0]
