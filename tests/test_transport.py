@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
@@ -615,8 +616,10 @@ def test_tls_below_1_2_is_refused(receiver, pki):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*pki.good)
     try:
-        context.maximum_version = ssl.TLSVersion.TLSv1_1
-        context.minimum_version = ssl.TLSVersion.TLSv1
+        with warnings.catch_warnings():  # deprecated versions, on purpose
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
+            context.minimum_version = ssl.TLSVersion.TLSv1
         context.set_ciphers("ALL:@SECLEVEL=0")
     except (ValueError, ssl.SSLError):
         pytest.skip("this OpenSSL cannot serve TLS 1.1 at all")

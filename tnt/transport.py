@@ -479,20 +479,20 @@ class _Loop:
 
     def put(self, item) -> bool:
         """From any thread: hand the loop a job or a lookup result. False once stopping."""
-        with self.lock:
+        with self.lock:  # the eventfd is written and closed under the lock: never a stale fd
             if self.stopping:
                 return False
             self.inbox.append(item)
-            if self.signalled:
-                return True
-            self.signalled = True
-        os.eventfd_write(self.wake, 1)
+            if not self.signalled:
+                self.signalled = True
+                os.eventfd_write(self.wake, 1)
         return True
 
     def stop(self) -> None:
         with self.lock:
-            self.stopping = True
-        os.eventfd_write(self.wake, 1)
+            if not self.stopping:
+                self.stopping = True
+                os.eventfd_write(self.wake, 1)
 
     # libcurl's callbacks
     def _on_socket(self, what, fd, multi, socketp):
@@ -751,6 +751,7 @@ class _Loop:
             self.multi.remove_handle(curl)
             job = exchange.job
             exchange.finish(0, "")
+            curl.close()
             self.finished.append((job, job.failed(_CLOSED)))
         self.active.clear()
         for _, _, job in self.deadlines:
@@ -770,7 +771,8 @@ class _Loop:
             exchange.curl.close()
         self.spare.clear()
         self.selector.close()
-        os.close(self.wake)
+        with self.lock:
+            os.close(self.wake)
         _loops.discard(self)
 
     def _call_back(self, finished: list) -> None:
