@@ -85,7 +85,7 @@ def client_requests(url):
 
     def run(n):
         for _ in range(n):
-            session.post(url, data=BODY, headers=HEADERS).content
+            _ = session.post(url, data=BODY, headers=HEADERS).content
     return run, session.close
 
 

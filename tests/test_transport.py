@@ -1171,15 +1171,15 @@ def _scenario_many_hosts(port):
     fds = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731
     assert transport.post(f"http://first.test:{port}/", b"{}", {}).ok
     before, peak, errors = fds(), [0], []
+    answered = threading.Semaphore(0)
+
+    def done(response):
+        peak[0] = max(peak[0], fds())
+        if response.error:
+            errors.append(response.error)
+        answered.release()
+
     for start in (0, 200):
-        answered = threading.Semaphore(0)
-
-        def done(response):
-            peak[0] = max(peak[0], fds())
-            if response.error:
-                errors.append(response.error)
-            answered.release()
-
         for n in range(start, start + 200):
             transport.submit(f"http://h{n}.test:{port}/", b"{}", {}, done)
         for _ in range(200):
