@@ -1,15 +1,29 @@
 """transport: real receivers on 127.0.0.1, friendly and hostile, no mocks."""
 
+import datetime
+import json
 import logging
 import multiprocessing
+import os
+import random
+import resource
+import shutil
 import socket
 import ssl
+import struct
 import subprocess
+import sys
 import threading
 import time
+import warnings
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tnt.transport import Response, Transport
 
@@ -373,8 +387,9 @@ def test_header_values_are_capped(receiver, transport):
     assert response.ok and len(response.headers["X-Big"]) == 4096
 
 
-def test_connect_that_hangs_times_out(transport):
-    # A listen queue that is full drops new SYNs, like a firewalled host.
+@pytest.fixture
+def black_hole():
+    """A port whose listen queue is full: new SYNs are dropped, like a firewalled host."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(0)
@@ -388,11 +403,15 @@ def test_connect_that_hangs_times_out(transport):
                 client.connect(server.getsockname())
             except TimeoutError:
                 break
-        response = transport.post(f"http://127.0.0.1:{server.getsockname()[1]}/", b"{}", {})
+        yield server.getsockname()[1]
     finally:
         for client in held:
             client.close()
         server.close()
+
+
+def test_connect_that_hangs_times_out(transport, black_hole):
+    response = transport.post(f"http://127.0.0.1:{black_hole}/", b"{}", {})
     assert_failed_in_time(response, "Timed out after 1 s")
 
 
@@ -481,32 +500,81 @@ def test_unsafe_addresses_are_refused_even_with_loopback_allowed(transport, url,
 # --- TLS ----------------------------------------------------------------------------------
 
 
+class PKI:
+    """A test CA and certificates made with `cryptography`: `ca` is the CA's PEM file; each
+    certificate is (cert.pem, key.pem). "good" is CA-signed for localhost and trail.test."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        self.ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "TNT test CA")])
+        self.ca_key = ca_key
+        ca = self._build(self.ca_name, ca_key.public_key(), ca_key, self.ca_name, days=(-1, 2),
+                         extensions=[(x509.BasicConstraints(ca=True, path_length=None), True)])
+        self.ca = self._write("ca", ca, ca_key)[0]
+        self.good = self.leaf("good", ["localhost", "trail.test"])
+        self.wrong_host = self.leaf("wrong-host", ["other.example"])
+        self.expired = self.leaf("expired", ["localhost"], days=(-10, -1))
+        self.self_signed = self.leaf("self-signed", ["localhost"], self_signed=True)
+
+    def leaf(self, label, hosts, *, days=(-1, 2), self_signed=False):
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
+        san = x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts])
+        issuer, signer = (subject, key) if self_signed else (self.ca_name, self.ca_key)
+        cert = self._build(subject, key.public_key(), signer, issuer, days=days,
+                           extensions=[(san, False)])
+        return self._write(label, cert, key)
+
+    @staticmethod
+    def _build(subject, public_key, signer, issuer, *, days, extensions):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+                   .public_key(public_key).serial_number(x509.random_serial_number())
+                   .not_valid_before(now + datetime.timedelta(days=days[0]))
+                   .not_valid_after(now + datetime.timedelta(days=days[1])))
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(signer, hashes.SHA256())
+
+    def _write(self, label, cert, key):
+        cert_path, key_path = self.folder / f"{label}.pem", self.folder / f"{label}-key.pem"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        return str(cert_path), str(key_path)
+
+
 @pytest.fixture(scope="module")
-def localhost_cert(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    return str(cert), str(key)
+def pki(tmp_path_factory):
+    return PKI(tmp_path_factory.mktemp("tls"))
+
+
+def tls_wrap(cert):
+    """A receiver `wrap` serving `cert`; the server names clients sent (SNI) go to .names."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*cert)
+    names = []
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+
+    def wrap(conn):
+        return context.wrap_socket(conn, server_side=True)
+
+    wrap.names = names
+    return wrap
 
 
 @pytest.fixture
-def tls_receiver(receiver, localhost_cert):
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*localhost_cert)
-    server_names = []
-    context.sni_callback = lambda sock, name, ctx: server_names.append(name)
-    server = receiver(echo, wrap=lambda conn: context.wrap_socket(conn, server_side=True))
-    server.server_names = server_names
+def tls_receiver(receiver, pki):
+    wrap = tls_wrap(pki.good)
+    server = receiver(echo, wrap=wrap)
+    server.server_names = wrap.names
     return server
 
 
-def test_https_sends_sni_and_verifies_the_certificate_against_the_hostname(tls_receiver, localhost_cert):
-    client = Transport(allow_loopback=True, timeout=TIMEOUT, ca_certs=localhost_cert[0])
+def test_https_sends_sni_and_verifies_the_certificate_against_the_hostname(tls_receiver, pki):
+    client = Transport(allow_loopback=True, timeout=TIMEOUT, ca_certs=pki.ca)
     try:
         response = client.post(tls_receiver.url(host="localhost", scheme="https"), b"secure", {})
         mismatch = client.post(tls_receiver.url(host="127.0.0.1", scheme="https"), b"x", {})
@@ -515,12 +583,53 @@ def test_https_sends_sni_and_verifies_the_certificate_against_the_hostname(tls_r
     assert (response.status, response.body, response.error) == (200, "secure", None)
     assert tls_receiver.server_names[0] == "localhost"
     assert tls_receiver.requests[0][1]["host"] == f"localhost:{tls_receiver.port}"
-    assert mismatch.error.startswith("TLS error: certificate verify failed: IP address mismatch")
+    # libcurl checks the name itself and says so in its own words.
+    assert mismatch.error == ("TLS error: certificate verify failed: no alternative certificate "
+                              "subject name matches target IPv4 address '127.0.0.1'")
 
 
-def test_untrusted_certificate_is_a_tls_error(tls_receiver, transport):
+def test_a_certificate_from_an_unknown_ca_is_a_tls_error(tls_receiver, transport):
+    # The transport's default trust is the system's bundle, which has never heard of our CA.
     response = transport.post(tls_receiver.url(host="localhost", scheme="https"), b"x", {})
-    assert_failed_in_time(response, "TLS error: certificate verify failed: self-signed certificate")
+    assert_failed_in_time(response, "TLS error: certificate verify failed: unable to get local issuer certificate")
+    assert tls_receiver.requests == []
+
+
+@pytest.mark.parametrize("cert, error", [
+    ("self_signed", "TLS error: certificate verify failed: self-signed certificate"),
+    ("expired", "TLS error: certificate verify failed: certificate has expired"),
+    ("wrong_host", "TLS error: certificate verify failed: no alternative certificate subject name "
+                   "matches target hostname 'localhost'"),
+])
+def test_bad_certificates_are_tls_errors(receiver, pki, cert, error):
+    server = receiver(echo, wrap=tls_wrap(getattr(pki, cert)))
+    client = Transport(allow_loopback=True, timeout=TIMEOUT, ca_certs=pki.ca)
+    try:
+        response = client.post(server.url(host="localhost", scheme="https"), b"x", {})
+    finally:
+        client.close()
+    assert_failed_in_time(response, error)
+    assert response.status is None and server.requests == []
+
+
+def test_tls_below_1_2_is_refused(receiver, pki):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*pki.good)
+    try:
+        with warnings.catch_warnings():  # deprecated versions, on purpose
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
+            context.minimum_version = ssl.TLSVersion.TLSv1
+        context.set_ciphers("ALL:@SECLEVEL=0")
+    except (ValueError, ssl.SSLError):
+        pytest.skip("this OpenSSL cannot serve TLS 1.1 at all")
+    server = receiver(echo, wrap=lambda conn: context.wrap_socket(conn, server_side=True))
+    client = Transport(allow_loopback=True, timeout=TIMEOUT, ca_certs=pki.ca)
+    try:
+        response = client.post(server.url(host="localhost", scheme="https"), b"x", {})
+    finally:
+        client.close()
+    assert response.error.startswith("TLS error: ") and server.requests == []
 
 
 def test_tls_handshake_that_never_completes_times_out(receiver, transport):
@@ -602,7 +711,8 @@ def test_repeated_response_headers_are_joined_and_bare_lf_lines_accepted(receive
 @pytest.mark.parametrize("raw, error", [
     (b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n",
      "Response header line too long"),
-    (b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * 70_000, "Response header line too long"),  # no end yet
+    # No end yet: libcurl only hands over whole lines, and holds at most 100 KiB of one.
+    (b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * 200_000, "Response header line too long"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok", "Invalid HTTP response"),
     (b"HTTP/2 200\r\n\r\n", "Invalid HTTP response"),
     (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "Invalid HTTP response"),
@@ -653,30 +763,38 @@ def test_unsendable_request_headers_are_refused_before_connecting(receiver, tran
     assert server.connections == 0
 
 
-def test_at_most_max_per_host_idle_connections_are_kept(receiver):
-    together = threading.Barrier(4)
+def test_at_most_max_per_host_connections_are_open_to_one_host(receiver):
+    # libcurl's per-host cap limits open connections, not idle ones: POSTs past it queue.
+    open_now, most = [0], [0]
+    lock = threading.Lock()
 
-    def answer_when_four_wait(conn, server):
-        reader = conn.makefile("rb")
-        while server.read_request(reader):
-            together.wait(timeout=5)
-            conn.sendall(respond(200, b"ok"))
+    def slow_echo(conn, server):
+        with lock:
+            open_now[0] += 1
+            most[0] = max(most[0], open_now[0])
+        try:
+            reader = conn.makefile("rb")
+            while request := server.read_request(reader):
+                time.sleep(0.05)
+                conn.sendall(respond(200, request[2]))
+        finally:
+            with lock:
+                open_now[0] -= 1
 
-    server = receiver(answer_when_four_wait)
+    server = receiver(slow_echo)
     client = Transport(allow_loopback=True, timeout=TIMEOUT * 3, max_per_host=2)
     try:
-        for _ in range(2):
-            with ThreadPoolExecutor(4) as pool:
-                responses = list(pool.map(lambda _: client.post(server.url(), b"{}", {}), range(4)))
-            assert all(r.ok for r in responses), [r.error for r in responses]
+        with ThreadPoolExecutor(8) as pool:
+            responses = list(pool.map(lambda n: client.post(server.url(), b"%d" % n, {}), range(8)))
     finally:
         client.close()
-    assert server.connections == 4 + 2  # the second round reused the two kept ones
+    assert [r.body for r in responses] == [str(n) for n in range(8)]
+    assert most[0] == 2 and server.connections == 2
 
 
-def test_the_least_recently_used_host_is_evicted_beyond_max_hosts(receiver):
+def test_the_oldest_idle_connection_is_closed_beyond_max_idle(receiver):
     first, second = receiver(echo), receiver(echo)
-    client = Transport(allow_loopback=True, timeout=TIMEOUT, max_hosts=1)
+    client = Transport(allow_loopback=True, timeout=TIMEOUT, max_idle=1)
     try:
         for server in (first, second, first):
             assert client.post(server.url(), b"{}", {}).ok
@@ -687,7 +805,9 @@ def test_the_least_recently_used_host_is_evicted_beyond_max_hosts(receiver):
 
 def test_an_idle_connection_the_server_spoke_on_is_not_reused(receiver, transport):
     # Some servers say 408 when they close an idle keep-alive connection: that is no answer to
-    # the next request, which must go to a fresh connection.
+    # the next request, which must go to a fresh connection. libcurl looks at an idle
+    # connection at most once a second (so within a second of its last use it would take the
+    # 408 as the answer; see docs/transport-notes.md), hence the wait.
     def answer_then_time_out(conn, server):
         server.read_request(conn.makefile("rb"))
         conn.sendall(respond(200, b"first"))
@@ -696,14 +816,14 @@ def test_an_idle_connection_the_server_spoke_on_is_not_reused(receiver, transpor
 
     server = receiver(answer_then_time_out)
     assert transport.post(server.url(), b"1", {}).body == "first"
-    time.sleep(0.15)
+    time.sleep(1.1)
     second = transport.post(server.url(), b"2", {})
     assert (second.status, second.body, second.error) == (200, "first", None)
     assert server.connections == 2
 
 
-def test_https_connections_are_reused(tls_receiver, localhost_cert):
-    client = Transport(allow_loopback=True, timeout=TIMEOUT, ca_certs=localhost_cert[0])
+def test_https_connections_are_reused(tls_receiver, pki):
+    client = Transport(allow_loopback=True, timeout=TIMEOUT, ca_certs=pki.ca)
     try:
         bodies = [client.post(tls_receiver.url(host="localhost", scheme="https"), f"{n}".encode(), {}).body
                   for n in range(3)]
@@ -712,8 +832,375 @@ def test_https_connections_are_reused(tls_receiver, localhost_cert):
     assert bodies == ["0", "1", "2"] and tls_receiver.connections == 1
 
 
-def test_the_deadline_still_holds_for_a_post_after_close(receiver):
-    server = receiver(answer_then_hang(b"HTTP/1.1 200 OK\r\n"))
+def test_a_post_after_close_fails_at_once(receiver):
+    server = receiver(echo)
     client = Transport(allow_loopback=True, timeout=TIMEOUT)
+    assert client.post(server.url(), b"{}", {}).ok
     client.close()
-    assert_failed_in_time(client.post(server.url(), b"{}", {}), "Timed out after 1 s")
+    response = client.post(server.url(), b"{}", {})
+    assert (response.status, response.error) == (None, "Transport closed")
+
+
+# --- the event loop: submit, in_flight, close -----------------------------------------------
+
+
+def wait_for(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
+def test_submit_returns_at_once_and_done_runs_on_the_loop_thread(receiver, transport):
+    server = receiver(answer_then_hang(b""))  # never answers
+    results = []
+    started = time.monotonic()
+    transport.submit(server.url(), b"{}", {}, lambda r: results.append((r, threading.current_thread().name)))
+    assert time.monotonic() - started < 0.05 and transport.in_flight == 1
+    wait_for(lambda: results)
+    response, thread = results[0]
+    assert response.error == "Timed out after 1 s" and thread == "tnt-transport"
+    assert transport.in_flight == 0
+
+
+def test_a_done_callback_that_raises_is_logged_and_the_loop_goes_on(receiver, transport, caplog):
+    server = receiver(echo)
+    transport.submit(server.url(), b"1", {}, lambda r: 1 / 0)
+    assert transport.post(server.url(), b"2", {}).body == "2"
+    wait_for(lambda: "done() callback failed" in caplog.text)
+
+
+def test_close_completes_what_is_in_flight_with_an_error(receiver):
+    server = receiver(answer_then_hang(b""))
+    client = Transport(allow_loopback=True, timeout=30)
+    results = []
+    for _ in range(3):
+        client.submit(server.url(), b"{}", {}, results.append)
+    wait_for(lambda: server.connections == 3)
+    started = time.monotonic()
+    client.close()
+    assert time.monotonic() - started < 1
+    assert [r.error for r in results] == ["Transport closed"] * 3 and client.in_flight == 0
+
+
+def test_200_black_holed_posts_in_flight_cost_sockets_not_threads_and_hold_up_no_one(
+        receiver, black_hole):
+    healthy = receiver(echo)
+    client = Transport(allow_loopback=True, timeout=2.0, max_per_host=200)
+    try:
+        assert client.post(healthy.url(), b"warm", {}).ok
+        threads = threading.active_count()
+        stuck = []
+        for _ in range(200):
+            client.submit(f"http://127.0.0.1:{black_hole}/", b"{}", {}, stuck.append)
+        assert client.in_flight == 200
+        durations = []
+        for n in range(20):
+            response = client.post(healthy.url(), b"%d" % n, {})
+            assert response.body == str(n)
+            durations.append(response.duration_ms)
+        assert threading.active_count() <= threads  # no thread per POST
+        assert client.in_flight == 200 and not stuck
+        wait_for(lambda: len(stuck) == 200)
+    finally:
+        client.close()
+    assert max(durations) < 50, durations
+    assert {r.error for r in stuck} == {"Timed out after 2 s"}
+
+
+def test_idle_connections_are_closed_after_idle_timeout(receiver):
+    closed = []
+
+    def echo_then_note(conn, server):
+        echo(conn, server)
+        closed.append(time.monotonic())  # EOF: the transport closed its side
+
+    server = receiver(echo_then_note)
+    client = Transport(allow_loopback=True, timeout=TIMEOUT, idle_timeout=0.3)
+    try:
+        assert client.post(server.url(), b"{}", {}).ok
+        answered = time.monotonic()
+        wait_for(lambda: closed, timeout=3)
+        assert closed[0] - answered < 1.0
+        assert client.post(server.url(), b"{}", {}).ok  # and the next POST opens a new one
+    finally:
+        client.close()
+    assert server.connections == 2
+
+
+# --- delivery-time rules ------------------------------------------------------------------
+
+
+def test_http_is_refused_at_delivery_under_https_only(receiver, pki):
+    plain, secure = receiver(echo), receiver(echo, wrap=tls_wrap(pki.good))
+    client = Transport(allow_loopback=True, https_only=True, timeout=TIMEOUT, ca_certs=pki.ca)
+    try:
+        refused = client.post(plain.url(host="localhost"), b"{}", {})
+        served = client.post(secure.url(host="localhost", scheme="https"), b"{}", {})
+    finally:
+        client.close()
+    assert (refused.status, refused.error) == (None, "Refused: http is not allowed, use an https:// URL")
+    assert served.ok and plain.connections == 0
+
+
+def test_stored_response_headers_are_capped_at_8_kib(receiver, transport):
+    many = [f"X-Pad-{n}: {'v' * 1000}" for n in range(40)]  # 40 KB read: under the 64 KiB cap
+    server = receiver(answer(respond(200, b"ok", many)))
+    response = transport.post(server.url(), b"{}", {})
+    assert response.ok and response.body == "ok"
+    assert sum(len(k) + len(v) for k, v in response.headers.items()) <= 8192
+    assert response.headers["Content-Length"] == "2"  # the first ones are kept
+
+
+def test_a_response_with_content_length_and_transfer_encoding_does_not_keep_its_connection(
+        receiver, transport):
+    server = receiver(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"2\r\nok\r\n0\r\n\r\n"))
+    responses = [transport.post(server.url(), b"{}", {}) for _ in range(3)]
+    assert [(r.status, r.body, r.error) for r in responses] == [(200, "ok", None)] * 3
+    assert server.connections == 3
+
+
+def test_a_2xx_cut_at_max_body_is_still_a_success_but_other_statuses_keep_their_status(receiver):
+    ok, failing = (receiver(answer(respond(status, b"x" * 5000))) for status in (200, 500))
+    client = Transport(allow_loopback=True, timeout=TIMEOUT, max_body=1000)
+    try:
+        good, bad = client.post(ok.url(), b"{}", {}), client.post(failing.url(), b"{}", {})
+    finally:
+        client.close()
+    assert (good.ok, good.truncated, len(good.body)) == (True, True, 1000)
+    assert (bad.ok, bad.status, bad.error, bad.truncated) == (False, 500, None, True)
+
+
+# --- CPU spent on hostile receivers (the receiver runs in its own process) -------------------
+
+
+def _hostile_server(sock, payload: bytes, repeat: bool):
+    conn, _ = sock.accept()
+    conn.recv(65536)
+    try:
+        while True:
+            conn.sendall(payload)
+            if not repeat:
+                break
+    except OSError:
+        pass
+    time.sleep(1)
+    conn.close()
+
+
+@pytest.mark.parametrize("payload, repeat, error", [
+    (b"HTTP/1.1 200 OK\r\n" + (b"X-Pad: " + b"v" * 1000 + b"\r\n") * 6500, False,
+     "Response headers too large (more than 64 KiB)"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X-H: v\r\n" * 800_000, False, "Too many response headers (more than 100)"),
+    (b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * 6_500_000, False, "Response header line too long"),
+    (b"HTTP/1.1 102 Processing\r\n\r\n", True, "Too many interim 1xx responses (more than 10)"),
+    (b"HTTP/1.1 103 Early Hints\r\n" + (b"Link: </" + b"x" * 600 + b">\r\n") * 60 + b"\r\n", True,
+     "Response headers too large (more than 64 KiB)"),
+], ids=["6.5 MB of header lines", "800k short header lines", "one 6.5 MB header line",
+        "endless 1xx", "endless 1xx with headers"])
+def test_a_hostile_header_flood_costs_little_cpu(receiver, transport, payload, repeat, error):
+    assert transport.post(receiver(echo).url(), b"warm", {}).ok
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = multiprocessing.get_context("fork").Process(
+        target=_hostile_server, args=(listener, payload, repeat), daemon=True)
+    server.start()
+    try:
+        cpu = time.process_time()
+        response = transport.post(f"http://127.0.0.1:{listener.getsockname()[1]}/", b"{}", {})
+        cpu = time.process_time() - cpu
+    finally:
+        listener.close()
+        server.kill()
+        server.join()
+    assert (response.status, response.error, response.headers) == (None, error, {})
+    assert cpu < 0.05, f"{cpu * 1000:.1f} ms of CPU"
+
+
+# --- a real resolver: a fake DNS server, and the transport in a child under unshare --mount -----
+#
+# The child sees /etc/resolv.conf bind-mounted to a file naming FakeDNS, so getaddrinfo really
+# asks a DNS server (ours), and one that can stall. The receivers stay in this process.
+
+
+class FakeDNS:
+    """A tiny UDP DNS server on 127.53.x.y:53: an A record 127.0.0.1 for any name, no AAAA, and
+    no answer at all for names that start with "stall". `queries` records (name, qtype)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Room for a burst (400 hosts looked up at once): a dropped query would wait 30 s.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        for _ in range(20):
+            self.address = f"127.53.{random.randrange(1, 255)}.{random.randrange(1, 255)}"
+            try:
+                self.sock.bind((self.address, 53))
+                break
+            except OSError:
+                continue
+        else:
+            raise OSError("no free 127.53.x.y:53")
+        self.queries: list[tuple[str, int]] = []
+        self.stopped = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stopped:
+            try:
+                data, client = self.sock.recvfrom(512)
+                end, labels = 12, []
+                while data[end]:
+                    labels.append(data[end + 1:end + 1 + data[end]].decode("ascii", "replace"))
+                    end += 1 + data[end]
+                qtype = struct.unpack(">H", data[end + 1:end + 3])[0]
+            except (OSError, IndexError, struct.error):
+                continue
+            name = ".".join(labels).lower()
+            self.queries.append((name, qtype))
+            if name.startswith("stall"):
+                continue
+            answer = b""
+            if qtype == 1:  # A
+                answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton("127.0.0.1")
+            header = data[:2] + struct.pack(">HHHHH", 0x8180, 1, 1 if answer else 0, 0, 0)
+            self.sock.sendto(header + data[12:end + 5] + answer, client)
+
+    def close(self):
+        self.stopped = True
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def in_resolver_sandbox(tmp_path_factory):
+    """run(scenario, **args) -> dict: a scenario of this file in a child that resolves through
+    FakeDNS. Skips where the machine can't make a mount namespace or bind port 53."""
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare(1) to give the child its own /etc/resolv.conf")
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
+    if probe.returncode:
+        pytest.skip(f"needs mount namespaces (unshare --mount: {probe.stderr.decode().strip()})")
+    try:
+        dns = FakeDNS()
+    except OSError as exc:
+        pytest.skip(f"needs to bind a UDP port 53 on 127.53.x.y ({exc})")
+    resolv = tmp_path_factory.mktemp("dns") / "resolv.conf"
+    # One try, 30 s: a stalled name stays stalled for longer than any test runs.
+    resolv.write_text(f"nameserver {dns.address}\noptions timeout:30 attempts:1\n")
+    root = Path(__file__).resolve().parent.parent
+
+    def run(scenario, **args):
+        command = ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+                   str(resolv), sys.executable, __file__, scenario, json.dumps(args)]
+        env = dict(os.environ, PYTHONPATH=str(root))
+        done = subprocess.run(command, cwd=root, env=env, capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        return json.loads(done.stdout.decode().strip().splitlines()[-1])
+
+    run.dns = dns
+    yield run
+    dns.close()
+
+
+def test_a_stalled_dns_lookup_delays_no_other_endpoint(receiver, in_resolver_sandbox):
+    server = receiver(echo)
+    result = in_resolver_sandbox("stalled_dns", port=server.port)
+    baseline, during = result["baseline"], result["during"]
+    assert all(error is None for _, error in baseline + during), result
+    # 30 fresh names looked up while 25 names (50 POSTs) hang in DNS, before, across and after
+    # the moment those POSTs time out: none waits behind them.
+    assert len(during) >= 30
+    assert max(ms for ms, _ in during) <= max(ms for ms, _ in baseline) + 100, result
+    assert {error for error, _ in result["stalled"]} == {"Timed out after 2 s"}
+    assert all(1900 <= ms <= 2600 for _, ms in result["stalled"]), result["stalled"]
+    assert result["close_s"] < 0.5  # close() does not wait for a stuck lookup either
+    # One lookup per stalled name, however many POSTs wait for it.
+    asked = [name for name, qtype in in_resolver_sandbox.dns.queries if qtype == 1 and name.startswith("stall")]
+    assert sorted(asked) == sorted(f"stall{n}.test" for n in range(25))
+
+
+def test_200_hostnames_never_push_the_worker_past_1024_open_files(receiver, in_resolver_sandbox):
+    server = receiver(echo)
+    result = in_resolver_sandbox("many_hosts", port=server.port)
+    assert result["errors"] == [] and result["final"] is None
+    assert result["peak_fds"] < 1024
+    # After 400 distinct hosts, what stays open is the connection cache (max_idle=64), no more.
+    assert result["fds_after"] - result["fds_before"] <= 64 + 4, result
+
+
+def test_idna_2008_names_and_a_trailing_dot(receiver, pki, in_resolver_sandbox):
+    wrap = tls_wrap(pki.good)
+    plain, secure = receiver(echo), receiver(echo, wrap=wrap)
+    result = in_resolver_sandbox("names", port=plain.port, tls_port=secure.port, ca=pki.ca)
+    assert result == {"idn": [200, None], "dot": [200, None], "tls_dot": [200, None]}
+    hosts = [request[1]["host"] for request in plain.requests]
+    assert hosts == [f"xn--strae-oqa.test:{plain.port}", f"trail.test.:{plain.port}"]
+    asked = {name for name, _ in in_resolver_sandbox.dns.queries}
+    assert "xn--strae-oqa.test" in asked and "strasse.test" not in asked
+    assert wrap.names == ["trail.test"] and len(secure.requests) == 1  # SNI without the dot, and the name checked
+
+
+def _scenario_stalled_dns(port):
+    transport = Transport(allow_loopback=True, timeout=2.0)
+
+    def fresh(n):
+        response = transport.post(f"http://ok{n}.test:{port}/hook", b"{}", {})
+        return response.duration_ms, response.error
+
+    baseline = [fresh(n) for n in range(5)]
+    stalled = []
+    for n in range(25):
+        for _ in range(2):
+            transport.submit(f"http://stall{n}.test:{port}/hook", b"{}", {}, stalled.append)
+    during, n, until = [], 5, time.monotonic() + 3.0
+    while time.monotonic() < until:
+        during.append(fresh(n))
+        n += 1
+        time.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while len(stalled) < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    transport.close()
+    return {"baseline": baseline, "during": during, "close_s": time.monotonic() - started,
+            "stalled": [(r.error, r.duration_ms) for r in stalled]}
+
+
+def _scenario_many_hosts(port):
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    transport = Transport(allow_loopback=True, timeout=5.0, max_idle=64)
+    fds = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731
+    assert transport.post(f"http://first.test:{port}/", b"{}", {}).ok
+    before, peak, errors = fds(), [0], []
+    answered = threading.Semaphore(0)
+
+    def done(response):
+        peak[0] = max(peak[0], fds())
+        if response.error:
+            errors.append(response.error)
+        answered.release()
+
+    for start in (0, 200):
+        for n in range(start, start + 200):
+            transport.submit(f"http://h{n}.test:{port}/", b"{}", {}, done)
+        for _ in range(200):
+            answered.acquire(timeout=10)
+    after = fds()
+    final = transport.post(f"http://last.test:{port}/", b"{}", {}).error
+    return {"errors": errors, "fds_before": before, "peak_fds": peak[0], "fds_after": after,
+            "final": final}
+
+
+def _scenario_names(port, tls_port, ca):
+    transport = Transport(allow_loopback=True, timeout=2.0, ca_certs=ca)
+    out = {}
+    for key, url in [("idn", f"http://straße.test:{port}/"), ("dot", f"http://trail.test.:{port}/"),
+                     ("tls_dot", f"https://trail.test.:{tls_port}/")]:
+        response = transport.post(url, b"{}", {})
+        out[key] = [response.status, response.error]
+    return out
+
+
+if __name__ == "__main__":  # a scenario, in the child the resolver sandbox starts
+    _result = globals()[f"_scenario_{sys.argv[1]}"](**json.loads(sys.argv[2]))
+    print(json.dumps(_result), flush=True)
+    os._exit(0)  # a stalled lookup thread must not hold the exit

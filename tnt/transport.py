@@ -20,6 +20,7 @@ Request bodies and headers (signatures) are never logged.
 
 from __future__ import annotations
 
+import _thread
 import collections
 import ctypes
 import functools
@@ -51,7 +52,7 @@ MAX_HEADER_VALUE = 4096
 MAX_INTERIM = 10  # 1xx answers before the final one
 DNS_FRESH = 60.0  # s a lookup is used without asking again
 DNS_STALE = 600.0  # s a lookup may still be used while a new one is under way
-MAX_LOOKUPS = 256  # lookup threads at once (one per name); more names wait their turn
+MAX_LOOKUPS = 64  # lookup threads at once (one per name); more names wait their turn
 _KEEP_EASY = 256  # idle easy handles kept for reuse
 
 _TOO_MANY_HEADERS = f"Too many response headers (more than {MAX_HEADERS})"
@@ -428,6 +429,12 @@ class _Exchange:
 # --- the event loop -----------------------------------------------------------------------
 
 
+def _start_thread(function, args) -> None:
+    # Not threading.Thread.start(), which waits until the new thread runs: on a busy machine
+    # that wait, on the loop thread, delayed everyone (25 lookups started at once: ~180 ms).
+    _thread.start_new_thread(function, args)
+
+
 class _Name:
     """What one host name resolves to, and the jobs waiting for it."""
 
@@ -472,20 +479,20 @@ class _Loop:
 
     def put(self, item) -> bool:
         """From any thread: hand the loop a job or a lookup result. False once stopping."""
-        with self.lock:
+        with self.lock:  # the eventfd is written and closed under the lock: never a stale fd
             if self.stopping:
                 return False
             self.inbox.append(item)
-            if self.signalled:
-                return True
-            self.signalled = True
-        os.eventfd_write(self.wake, 1)
+            if not self.signalled:
+                self.signalled = True
+                os.eventfd_write(self.wake, 1)
         return True
 
     def stop(self) -> None:
         with self.lock:
-            self.stopping = True
-        os.eventfd_write(self.wake, 1)
+            if not self.stopping:
+                self.stopping = True
+                os.eventfd_write(self.wake, 1)
 
     # libcurl's callbacks
     def _on_socket(self, what, fd, multi, socketp):
@@ -500,10 +507,11 @@ class _Loop:
             selectors.EVENT_WRITE if what & pycurl.POLL_OUT else 0)
         try:
             selector.modify(fd, events)
-        except KeyError:
-            selector.register(fd, events)
-        except OSError:  # the fd was closed and reused without a POLL_REMOVE
-            selector.register(fd, events)
+        except (KeyError, OSError):  # new, or closed and reused without a POLL_REMOVE
+            try:
+                selector.register(fd, events)
+            except (KeyError, ValueError, OSError) as exc:
+                log.error("Cannot watch socket %s: %s", fd, exc)
 
     def _on_timer(self, ms: int) -> None:
         self.timer_at = None if ms < 0 else time.monotonic() + ms / 1000
@@ -519,34 +527,42 @@ class _Loop:
         return multi
 
     def _run(self) -> None:
-        select, action = self.selector.select, self._action
-        read, write, wake = selectors.EVENT_READ, selectors.EVENT_WRITE, self.wake
         while True:
-            events = select(self._wait_time())
+            events = self.selector.select(self._wait_time())
             with self.gate:
                 self.finished = finished = []
-                for key, mask in events:
-                    if key.fd == wake:
-                        try:
-                            os.eventfd_read(wake)
-                        except BlockingIOError:
-                            pass
-                        continue
-                    action(key.fd, (pycurl.CSELECT_IN if mask & read else 0)
-                           | (pycurl.CSELECT_OUT if mask & write else 0))
-                stopping = self._take_inbox()
-                self._expire_waiting()
-                if self.timer_at is not None and self.timer_at <= time.monotonic():
-                    self.timer_at = None
-                    action(pycurl.SOCKET_TIMEOUT, 0)
-                self._read_done()
-                if stopping:
-                    self._shut_down()
-                else:
-                    self._recycle_when_idle()
+                try:
+                    stopping = self._turn(events)
+                except Exception:  # noqa: BLE001 - a bug must not end the thread everyone waits on
+                    log.exception("The transport's event loop failed a turn")
+                    stopping = False
             self._call_back(finished)
             if stopping:
                 return
+
+    def _turn(self, events) -> bool:
+        """One turn of the loop, under the gate: sockets, submissions, timers. True once stopped."""
+        read, action = selectors.EVENT_READ, self._action
+        for key, mask in events:
+            if key.fd == self.wake:
+                try:
+                    os.eventfd_read(self.wake)
+                except BlockingIOError:
+                    pass
+                continue
+            action(key.fd, (pycurl.CSELECT_IN if mask & read else 0)
+                   | (pycurl.CSELECT_OUT if mask & selectors.EVENT_WRITE else 0))
+        stopping = self._take_inbox()
+        self._expire_waiting()
+        if self.timer_at is not None and self.timer_at <= time.monotonic():
+            self.timer_at = None
+            action(pycurl.SOCKET_TIMEOUT, 0)
+        self._read_done()
+        if stopping:
+            self._shut_down()
+        else:
+            self._recycle_when_idle()
+        return stopping
 
     def _action(self, fd: int, mask: int) -> None:
         if self.multi is None:
@@ -608,7 +624,7 @@ class _Loop:
             self.lookups_queued.append(name)
             return
         self.lookups += 1
-        threading.Thread(target=self._resolve, args=(name,), name="tnt-dns", daemon=True).start()
+        _start_thread(self._resolve, (name,))
 
     def _resolve(self, name: str) -> None:
         """On a lookup thread: getaddrinfo, which nothing can interrupt, so it has a thread of its
@@ -630,7 +646,7 @@ class _Loop:
         while self.lookups_queued and self.lookups < MAX_LOOKUPS:
             self.lookups += 1
             queued = self.lookups_queued.popleft()
-            threading.Thread(target=self._resolve, args=(queued,), name="tnt-dns", daemon=True).start()
+            _start_thread(self._resolve, (queued,))
         entry = self.names.get(name)
         if entry is None:
             return
@@ -670,9 +686,14 @@ class _Loop:
         exchange = self.spare.pop() if self.spare else _Exchange(self.settings)
         target = job.target
         resolve = None if entry is None else f"+{target.host}:{target.port}:{entry.addresses}"
-        exchange.begin(job, resolve, remaining)
+        try:
+            exchange.begin(job, resolve, remaining)
+            self.multi.add_handle(exchange.curl)
+        except pycurl.error as exc:
+            log.error("Could not start a transfer: %s", exc)
+            self.finished.append((job, job.failed("Internal error in the transport")))
+            return
         self.active[exchange.curl] = exchange
-        self.multi.add_handle(exchange.curl)
 
     def _read_done(self) -> None:
         multi = self.multi
@@ -689,15 +710,16 @@ class _Loop:
 
     def _complete(self, curl: pycurl.Curl, code: int, message: str) -> None:
         exchange = self.active.pop(curl)
-        self.multi.remove_handle(curl)
-        job = exchange.job
         if exchange.framing == 3:
             # Content-Length and Transfer-Encoding both: a smuggling attempt, or a broken server
             # (RFC 9112 6.3). libcurl would keep the connection; shut it so it is never reused.
-            # ACTIVESOCKET is -1 unless the connection is still cached, so the fd is still its.
+            # ACTIVESOCKET is -1 unless the connection is still cached (so the fd is still its),
+            # and only answers while the handle is in the multi.
             fd = curl.getinfo(pycurl.ACTIVESOCKET)
             if fd >= 0:
                 _shutdown(fd)
+        self.multi.remove_handle(curl)
+        job = exchange.job
         try:
             response = exchange.finish(code, message)
         except Exception:  # noqa: BLE001 - a bug here must fail one POST, not the loop
@@ -729,6 +751,7 @@ class _Loop:
             self.multi.remove_handle(curl)
             job = exchange.job
             exchange.finish(0, "")
+            curl.close()
             self.finished.append((job, job.failed(_CLOSED)))
         self.active.clear()
         for _, _, job in self.deadlines:
@@ -748,7 +771,8 @@ class _Loop:
             exchange.curl.close()
         self.spare.clear()
         self.selector.close()
-        os.close(self.wake)
+        with self.lock:
+            os.close(self.wake)
         _loops.discard(self)
 
     def _call_back(self, finished: list) -> None:
@@ -767,6 +791,7 @@ class _Loop:
 # --- fork safety --------------------------------------------------------------------------
 
 _loops: "weakref.WeakSet[_Loop]" = weakref.WeakSet()
+_transports: "weakref.WeakSet[Transport]" = weakref.WeakSet()
 _abandoned: list = []
 
 
@@ -784,6 +809,9 @@ def _after_fork_in_parent() -> None:
 def _after_fork_in_child() -> None:
     # The child has none of the parent's threads. Its loops are abandoned whole and never
     # freed: freeing them would run libcurl's cleanup on connections the parent still uses.
+    # A Transport's lock may have been held by a thread that did not come along.
+    for transport in list(_transports):
+        transport._lock = threading.Lock()
     for loop in list(_loops):
         loop.gate.release()
         _abandoned.append(loop)
@@ -844,6 +872,7 @@ class Transport:
         self._closed = False
         self._loop: _Loop | None = None
         self._pid = os.getpid()
+        _transports.add(self)
 
     @property
     def in_flight(self) -> int:
@@ -880,15 +909,16 @@ class Transport:
         loop = self._loop
         if loop is not None and threading.current_thread() is loop.thread:
             raise RuntimeError("Transport.post() called on the transport's own thread")
-        answered = threading.Event()
+        answered = _thread.allocate_lock()  # cheaper than an Event: released once, by done()
+        answered.acquire()
         box: list[Response] = []
 
         def done(response: Response) -> None:
             box.append(response)
-            answered.set()
+            answered.release()
 
         self.submit(url, body, headers, done)
-        if not answered.wait(self.timeout + 30):  # the loop's deadline failed: a bug
+        if not answered.acquire(timeout=self.timeout + 30):  # the loop's deadline failed: a bug
             log.error("The transport gave no answer within its deadline")
             return Response(status=None, error="Internal error: the transport did not answer")
         return box[0]
