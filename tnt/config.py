@@ -44,7 +44,7 @@ def from_env(env=os.environ) -> dict:
         # Shorter only for fault tests and bench/chaos.py: the lease must outlast a POST.
         "TNT_LEASE_SECONDS": float(env.get("TNT_LEASE_SECONDS", "120")),
         "TNT_BATCH_SIZE": int(env.get("TNT_BATCH_SIZE", "200")),
-        "TNT_SEND_CONCURRENCY": int(env.get("TNT_SEND_CONCURRENCY", "1024")),
+        "TNT_SEND_CONCURRENCY": int(env.get("TNT_SEND_CONCURRENCY", "512")),
         "TNT_PER_ENDPOINT": int(env.get("TNT_PER_ENDPOINT", "8")),
         "TNT_HOLD_PER_ENDPOINT": int(env.get("TNT_HOLD_PER_ENDPOINT", "32")),
         "TNT_SLOW_AFTER": 1.0,

@@ -7,6 +7,7 @@ container can use every core.
 """
 import logging
 import os
+import resource
 import signal
 import threading
 
@@ -26,6 +27,7 @@ SETTLE_SECONDS = 0.5  # a burst worker waits this long for POSTs under way befor
 
 def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
     """Work until stopped (SIGTERM/SIGINT finish the running batch first)."""
+    _raise_open_files_limit()
     with app.app_context():
         if sweep and not burst:
             threading.Thread(target=_sweep_forever, args=(app,), daemon=True,
@@ -88,6 +90,15 @@ def _sweep_forever(app: Flask) -> None:
                 log.warning("sweep failed: %s", exc)
             finally:
                 db.session.remove()
+
+
+def _raise_open_files_limit() -> None:
+    """Up to TNT_SEND_CONCURRENCY sockets may be open at once: take the soft limit on open
+    files (often 1024) up to the hard one, as servers do."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def limit_database_sessions(app: Flask) -> None:

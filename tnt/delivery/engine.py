@@ -82,6 +82,10 @@ class Engine:
 
 
 def new_transport(app: Flask) -> Transport:
+    """The process's libcurl transport. Isolation is per endpoint (the lanes), not per host:
+    many customers' endpoints may share one host, so a host may use every connection."""
+    most = int(app.config["TNT_SEND_CONCURRENCY"])
     return Transport(allow_loopback=app.config["TNT_ALLOW_LOOPBACK"],
                      https_only=app.config["TNT_HTTPS_ONLY"],
-                     timeout=app.config["TNT_DELIVERY_TIMEOUT"], user_agent=USER_AGENT)
+                     timeout=app.config["TNT_DELIVERY_TIMEOUT"], user_agent=USER_AGENT,
+                     max_connections=most, max_per_host=most, max_idle=min(most, 256))
