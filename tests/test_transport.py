@@ -807,7 +807,7 @@ def test_an_idle_connection_the_server_spoke_on_is_not_reused(receiver, transpor
     # Some servers say 408 when they close an idle keep-alive connection: that is no answer to
     # the next request, which must go to a fresh connection. libcurl looks at an idle
     # connection at most once a second (so within a second of its last use it would take the
-    # 408 as the answer; see docs/transport-notes.md), hence the wait.
+    # 408 as the answer; see docs/architecture.md), hence the wait.
     def answer_then_time_out(conn, server):
         server.read_request(conn.makefile("rb"))
         conn.sendall(respond(200, b"first"))

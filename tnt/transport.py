@@ -9,7 +9,7 @@ can be in flight and a black-holed endpoint costs a socket, not a thread.
   every time, so DNS rebinding can't slip past.
 - Names are resolved here, one lookup thread per name being resolved (never a shared pool),
   and handed to libcurl with CURLOPT_RESOLVE: a stuck DNS server delays only its own names.
-  (libcurl's own resolver shares 20 threads that pycurl cannot raise; see docs/transport-notes.md.)
+  (libcurl's own resolver shares 20 threads that pycurl cannot raise; see docs/architecture.md.)
 - Bounded reads: max_body of body, 64 KiB of response headers read and 8 KiB kept, at most 10
   interim 1xx answers. No redirects, no proxies, no decompression; TLS 1.2+ against the
   system CA bundle, SNI sent.
