@@ -185,3 +185,18 @@ def test_htmx_errors_are_shown_not_swallowed(page, people, receiver):
     expect(page.locator("#error-text")).to_contain_text("reload the page")
     db.session.expire_all()
     assert db.session.get(type(e), e.id).enabled
+
+
+def test_support_reads_the_system_page(page, people, receiver, work):
+    from playwright.sync_api import expect
+
+    endpoints.create(people.b.id, "http://127.0.0.1:9/refused", ["sms.delivered"], "Beta")
+    endpoints.send_test(endpoints.list_for(people.b.id)[0])
+    work()
+    sign_in(page, people.sam.email)
+    page.click("nav >> text=System")
+    expect(page.locator("#backlog")).to_contain_text("Retrying")
+    expect(page.locator("#failing")).to_contain_text("Beta")
+    expect(page.locator("#failing")).to_contain_text("Connection refused")
+    expect(page.locator("svg.chart")).to_be_visible()
+    shot(page, "system")

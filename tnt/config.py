@@ -56,6 +56,7 @@ def from_env(env=os.environ) -> dict:
         "TNT_PROXY_HOPS": int(env.get("TNT_PROXY_HOPS", "0")),
         "TNT_API_RATE_LIMIT": env.get("TNT_API_RATE_LIMIT", "600/minute"),
         "TNT_DLR_SECRET": env.get("TNT_DLR_SECRET"),  # unset: carrier reports are refused
+        "TNT_METRICS_TOKEN": env.get("TNT_METRICS_TOKEN"),  # unset: /metrics is off (404)
         "TNT_SIMULATED_DLR_DELAY": float(env.get("TNT_SIMULATED_DLR_DELAY", "2")),
     }
 

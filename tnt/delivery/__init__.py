@@ -64,11 +64,11 @@ def resend(delivery_id: int, *, account_id: int | None, requested_by: int | None
     started = utcnow()
     response = (Response(status=None, error=o.unusable) if o.unusable
                 else _transport().post(o.url, o.body, request_headers(o)))
-    retries = recording.record(db.session.connection(),
-                               [Answer(o, started, response, manual=True,
-                                       requested_by=requested_by)])
+    recorded = recording.record(db.session.connection(),
+                                [Answer(o, started, response, manual=True,
+                                        requested_by=requested_by)])
     db.session.commit()
-    recording.schedule(retries)
+    recording.after_commit(recorded)
     return db.session.scalar(db.select(Attempt).where(Attempt.delivery_id == delivery_id)
                              .order_by(Attempt.id.desc()).limit(1))
 

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import insert, update
 
+from .. import metrics
 from ..clock import utcnow
 from ..models import Attempt, Delivery
 from ..states import DeliveryStatus
@@ -36,9 +37,17 @@ class Answer:
     requested_by: int | None = None  # the user who asked for it
 
 
-def record(conn, answers: list[Answer]) -> dict[int, list[int]]:
+@dataclass
+class Recorded:
+    """What a write did, for after its commit."""
+
+    retries: dict[int, list[int]]  # wake-ups to schedule: {delay: delivery ids}
+    counted: list[metrics.Counted]  # the attempts written, for the figures
+
+
+def record(conn, answers: list[Answer]) -> Recorded:
     """Write the attempts and new states of the answers whose claim still holds, inside the
-    caller's transaction; return the wake-ups to schedule after commit ({delay: ids}).
+    caller's transaction; the caller passes the result to `after_commit` once committed.
 
     Deliveries that end the same way (delivered, the first retry...) share one UPDATE, fenced
     by their lease tokens, which also returns each attempt's number.
@@ -52,7 +61,7 @@ def record(conn, answers: list[Answer]) -> dict[int, list[int]]:
                decision.trigger is not None)
         groups[key].append((a, decision, ok))
     t = Delivery.__table__
-    attempts, retries, lost = [], defaultdict(list), 0
+    attempts, retries, counted, lost = [], defaultdict(list), [], 0
     for (token, status, next_at, error, bump, attempted), members in groups.items():
         values = {"status": status, "next_attempt_at": next_at, "last_error": error,
                   "updated_at": now, "lease_expires_at": None, "lease_token": None,
@@ -74,12 +83,14 @@ def record(conn, answers: list[Answer]) -> dict[int, list[int]]:
                 retries[decision.retry_in].append(a.o.delivery_id)
             if attempted:
                 attempts.append(_attempt_row(a, decision, ok, number))
+                counted.append(metrics.Counted(a.o.event_type, status, ok,
+                                               a.response.duration_ms / 1000))
     if attempts:
         _insert_attempts(conn, attempts)
     if lost:
         log.warning("%d answers came after their claim passed to another worker; not recorded",
                     lost)
-    return retries
+    return Recorded(retries, counted)
 
 
 def _insert_attempts(conn, rows: list[dict]) -> None:
@@ -133,13 +144,14 @@ def end_pending(conn, endpoint_id: int, reason: str) -> None:
                 updated_at=utcnow(), resend_pending=False, resend_requested_by_id=None))
 
 
-def schedule(retries: dict[int, list[int]]) -> None:
-    """Wake a worker when each retry is due (RQ's scheduler). Only a wake-up: the database's
-    `next_attempt_at` is the truth, and the sweeper covers a wake-up that is lost."""
+def after_commit(recorded: Recorded) -> None:
+    """Wake a worker when each retry is due (RQ's scheduler; only a wake-up: the database's
+    `next_attempt_at` is the truth, and the sweeper covers a lost one), and count the attempts."""
     from .. import jobs, queue
 
-    for delay, ids in retries.items():
+    for delay, ids in recorded.retries.items():
         queue.enqueue_in(delay, jobs.deliver_due, ids)
+    metrics.count(recorded.counted)
 
 
 class Recorder:
@@ -193,9 +205,9 @@ class Recorder:
                     if self.conn is None:
                         self.conn = db.engine.connect()
                     with self.conn.begin():
-                        retries = record(self.conn, answers) if answers else {}
+                        recorded = record(self.conn, answers)
                         claiming.release(self.conn, unsent)
-                    schedule(retries)
+                    after_commit(recorded)
                     return
                 except Exception as exc:  # noqa: BLE001 - the database is down or restarting
                     if self.conn is not None:

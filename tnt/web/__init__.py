@@ -13,9 +13,9 @@ from ..models import User
 
 def register(app) -> None:
     """Attach the dashboard's blueprints, login manager hooks and error handlers."""
-    from . import auth, endpoints, logs, messages, scope
+    from . import auth, endpoints, logs, messages, scope, system
 
-    for module in (auth, endpoints, logs, messages):
+    for module in (auth, endpoints, logs, messages, system):
         app.register_blueprint(module.bp)
 
     login_manager.login_view = "auth.login"
