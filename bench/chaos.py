@@ -404,6 +404,11 @@ def report(app, scenario, n, base_url, fired_in, settled_in, workers, notes):
     print(f"   settled                {settled_in:.1f} s after the fault and the firing ended; "
           f"workers signalled {workers.kills}, exited on their own and restarted "
           f"{workers.exited_on_their_own}")
+    with app.app_context():
+        from tnt import queue
+
+        failed_jobs = queue.queue().failed_job_registry.count
+    print(f"   RQ failed-job registry {failed_jobs} (a lost database ends a job quietly)")
     sys.stdout.flush()
 
 
