@@ -1,0 +1,257 @@
+"""The delivery log's read model: whose rows (Scope), which rows (LogQuery), one filter builder,
+and the reads the Logs page and the API's delivery listing make with them.
+
+Plain domain code: the dashboard and the API parse their input into a LogQuery and render what
+comes back. Times are naive UTC (see tnt.clock).
+"""
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, exists, func, select, tuple_
+from sqlalchemy.orm import aliased
+
+from .clock import utcnow
+from .extensions import db
+from .models import Account, Attempt, Delivery, Endpoint, Event, Message, User
+
+STATUSES = ("pending", "retrying", "delivered", "failed")
+PAGE = 50
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose rows a read may see: one account's, or every account's (support staff only).
+
+    Build it with Scope.account(id) or Scope.all_accounts(); an account scope without an
+    account id is an error, never "everything".
+    """
+
+    account_id: int | None
+    everyone: bool = False
+
+    def __post_init__(self):
+        if self.everyone != (self.account_id is None):
+            raise ValueError("a Scope is one account's (an id) or all accounts', not neither")
+
+    @classmethod
+    def account(cls, account_id: int) -> "Scope":
+        return cls(account_id)
+
+    @classmethod
+    def all_accounts(cls) -> "Scope":
+        return cls(None, everyone=True)
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """Which deliveries (or attempts) to list. Every filter is optional except the scope.
+
+    `since`/`until` bound an attempt's start (Logs rows) or a delivery's creation (deliveries);
+    `mobile` is compared as stored (normalised), so a number that is not valid matches nothing.
+    """
+
+    scope: Scope
+    status: str | None = None
+    endpoint_id: int | None = None
+    event: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    message_id: int | None = None
+    mobile: str | None = None
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Where each filter looks on the table being listed."""
+
+    account_id: object
+    endpoint_id: object
+    event: object
+    message_id: object
+    mobile: object
+    time: object
+
+
+# Attempts carry copies of the event type, message id and mobile, so a Logs filter reads one
+# table; a delivery's live in its event and message.
+ON_ATTEMPT = _Columns(Attempt.account_id, Attempt.endpoint_id, Attempt.event_type,
+                      Attempt.message_id, Attempt.mobile, Attempt.started_at)
+ON_DELIVERY = _Columns(Delivery.account_id, Delivery.endpoint_id, Event.type, Event.message_id,
+                       Message.mobile, Delivery.created_at)
+
+
+def conditions(q: LogQuery, on: _Columns) -> list:
+    """The filter builder: `q`'s scope and filters (all but status) as WHERE conditions."""
+    where = [] if q.scope.everyone else [on.account_id == q.scope.account_id]
+    if q.endpoint_id is not None:
+        where.append(on.endpoint_id == q.endpoint_id)
+    if q.event:
+        where.append(on.event == q.event)
+    if q.since is not None:
+        where.append(on.time >= q.since)
+    if q.until is not None:
+        where.append(on.time < q.until)
+    if q.message_id is not None:
+        where.append(on.message_id == q.message_id)
+    if q.mobile:
+        where.append(on.mobile == q.mobile)
+    return where
+
+
+# --- deliveries (the API's listing, bulk resend, the Logs page's queued rows) -----------------
+
+def delivery_select(q: LogQuery, *columns):
+    """SELECT `columns` FROM deliveries matching `q` (with their event and message joined)."""
+    query = (select(*columns).select_from(Delivery)
+             .join(Event, Event.id == Delivery.event_id)
+             .outerjoin(Message, Message.id == Event.message_id)
+             .where(*conditions(q, ON_DELIVERY)))
+    if q.status:
+        query = query.where(Delivery.status == q.status)
+    return query
+
+
+def deliveries(q: LogQuery, *, before_id: int | None = None, limit: int = PAGE) -> list:
+    """(delivery, event, mobile) rows, newest first; `before_id` pages by id (keyset)."""
+    query = delivery_select(q, Delivery, Event, Message.mobile)
+    if before_id is not None:
+        query = query.where(Delivery.id < before_id)
+    return list(db.session.execute(query.order_by(Delivery.id.desc()).limit(limit)).all())
+
+
+@dataclass
+class QueuedRow:
+    """A Logs row for a delivery that has had no attempt yet."""
+
+    delivery: Delivery
+    event: Event
+    mobile: str | None
+    url: str
+    account_name: str
+
+
+def queued(q: LogQuery, *, before_id: int | None = None, limit: int = PAGE) -> list[QueuedRow]:
+    """Deliveries waiting for their first attempt (status pending), newest first by id (ids
+    follow creation order)."""
+    query = (delivery_select(q, Delivery, Event, Message.mobile, Endpoint.url, Account.name)
+             .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
+             .join(Account, Account.id == Delivery.account_id))
+    if before_id is not None:
+        query = query.where(Delivery.id < before_id)
+    rows = db.session.execute(query.order_by(Delivery.id.desc()).limit(limit)).all()
+    return [QueuedRow(*row) for row in rows]
+
+
+# --- attempts (the Logs page) ---------------------------------------------------------------
+
+Cursor = tuple[datetime, int]  # (started_at, id) of the last row shown
+
+
+def attempts(q: LogQuery, *, before: Cursor | None = None, limit: int = PAGE) -> list:
+    """Logs rows, newest first by (started_at, id): the attempt, its delivery's status and next
+    attempt, endpoint URL, test flag, who resent it, the account's name."""
+    where = conditions(q, ON_ATTEMPT)
+    if before:
+        where.append(tuple_(Attempt.started_at, Attempt.id) < tuple_(*before))
+    newest_first = (Attempt.started_at.desc(), Attempt.id.desc())
+    if q.status:
+        condition, few = _status_condition(q)
+        where.append(condition)
+        if few:
+            # Look the few deliveries' attempts up by delivery id and sort those; an
+            # expression key stops the planner walking the whole time index instead.
+            newest_first = (func.coalesce(Attempt.started_at, Attempt.started_at).desc(),
+                            Attempt.id.desc())
+    query = _attempt_rows().where(*where).order_by(*newest_first).limit(limit)
+    return db.session.execute(query).all()
+
+
+# Up to this many deliveries in a status, the status filter looks their attempts up by
+# delivery id; more, and they are common enough that walking the attempts newest first and
+# checking each one's delivery finds a page quickly.
+STATUS_LOOKUP_MAX = 5000
+
+
+def _status_condition(q: LogQuery):
+    """(condition, few): the status condition on attempts, and whether few deliveries match
+    (then their attempts are fetched by delivery id rather than found by walking time)."""
+    pick = select(Delivery.id).where(Delivery.status == q.status)
+    if not q.scope.everyone:
+        pick = pick.where(Delivery.account_id == q.scope.account_id)
+    if q.endpoint_id is not None:
+        pick = pick.where(Delivery.endpoint_id == q.endpoint_id)
+    count = db.session.scalar(
+        select(func.count()).select_from(pick.limit(STATUS_LOOKUP_MAX + 1).subquery()))
+    if count <= STATUS_LOOKUP_MAX:
+        return Attempt.delivery_id.in_(pick.scalar_subquery()), True
+    # Many: a correlated EXISTS per attempt keeps both databases walking time; a join made
+    # SQLite build a filter over every delivery first.
+    same = aliased(Delivery)
+    return exists().where(same.id == Attempt.delivery_id, same.status == q.status), False
+
+
+def _attempt_rows():
+    return (
+        select(Attempt, Delivery.status, Delivery.next_attempt_at, Endpoint.url, Event.is_test,
+               User.email, Account.name)
+        .join(Delivery, Delivery.id == Attempt.delivery_id)
+        .join(Endpoint, Endpoint.id == Attempt.endpoint_id)
+        .join(Event, Event.id == Delivery.event_id)
+        .join(Account, Account.id == Attempt.account_id)
+        .outerjoin(User, User.id == Attempt.requested_by_id)
+    )
+
+
+def attempt_row(attempt_id: int, scope: Scope):
+    """One Logs row by attempt id, or None outside `scope`."""
+    query = _attempt_rows().where(Attempt.id == attempt_id)
+    if not scope.everyone:
+        query = query.where(Attempt.account_id == scope.account_id)
+    return db.session.execute(query).first()
+
+
+# --- what the last 24 hours look like ---------------------------------------------------------
+
+def success_rates(endpoint_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """{endpoint_id: (ok attempts, attempts)} over the last 24 h."""
+    if not endpoint_ids:
+        return {}
+    since = utcnow() - timedelta(hours=24)
+    rows = db.session.execute(
+        select(Attempt.endpoint_id, func.count(), func.sum(case((Attempt.ok, 1), else_=0)))
+        .where(Attempt.endpoint_id.in_(endpoint_ids), Attempt.started_at >= since)
+        .group_by(Attempt.endpoint_id)
+    ).all()
+    return {eid: (int(ok or 0), int(total)) for eid, total, ok in rows}
+
+
+@dataclass
+class HourBar:
+    start: datetime
+    ok: int
+    failed: int
+
+
+def hourly_outcomes(scope: Scope, endpoint_id: int | None = None) -> list[HourBar]:
+    """Attempts per hour by outcome over the last 24 h (24 bars, oldest first)."""
+    first = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+    where = conditions(LogQuery(scope, endpoint_id=endpoint_id, since=first), ON_ATTEMPT)
+    if db.engine.dialect.name == "postgresql":
+        hour = func.date_trunc("hour", Attempt.started_at)
+    else:
+        hour = func.strftime("%Y-%m-%d %H:00:00", Attempt.started_at)
+    rows = db.session.execute(
+        select(hour, Attempt.ok, func.count()).where(*where).group_by(hour, Attempt.ok)
+    ).all()
+    bars = {first + timedelta(hours=i): HourBar(first + timedelta(hours=i), 0, 0)
+            for i in range(24)}
+    for start, ok, count in rows:
+        if isinstance(start, str):
+            start = datetime.fromisoformat(start)
+        bar = bars.get(start.replace(tzinfo=None))
+        if bar is not None:
+            if ok:
+                bar.ok += count
+            else:
+                bar.failed += count
+    return list(bars.values())
