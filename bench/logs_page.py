@@ -31,7 +31,7 @@ from tnt.clock import utcnow  # noqa: E402
 from tnt.config import database_url as normalise  # noqa: E402
 from tnt.events import SAMPLE_DATA, render  # noqa: E402
 from tnt.extensions import db  # noqa: E402
-from tnt.models import EVENTS, Account, Attempt, Delivery, Endpoint, Event, User  # noqa: E402
+from tnt.models import EVENTS, Account, Attempt, Delivery, Endpoint, Event, Message, User  # noqa: E402
 
 ACCOUNTS = 10
 ENDPOINTS_PER_ACCOUNT = 4
@@ -73,26 +73,32 @@ def fill(rows: int, seed: int = 7) -> dict:
     body = render("sms.delivered", now, SAMPLE_DATA | {"created_at": "x", "updated_at": "x"})
     span = (now - start).total_seconds()
 
-    events, deliveries, attempts = [], [], []
+    messages, events, deliveries, attempts = [], [], [], []
     made = 0
     delivery_id = 0
     stats = {"messages": [], "mobiles": []}
     t0 = time.perf_counter()
     while made < rows:
         delivery_id += 1
-        account = 1 if rnd.random() < BIG_SHARE else rnd.randint(2, ACCOUNTS)
+        if delivery_id % 2:  # a message, and two events of it (each to one endpoint)
+            message_id = delivery_id // 2 + 1
+            account = 1 if rnd.random() < BIG_SHARE else rnd.randint(2, ACCOUNTS)
+            mobile = f"2547{rnd.randint(0, 99_999_999):08d}"
+            at = start + timedelta(seconds=span * (made / rows) + rnd.random())
+            messages.append({"id": message_id, "account_id": account, "mobile": mobile,
+                             "sender_id": "BENCH", "message": "x", "status": "delivered",
+                             "network": "safaricom", "source": "api", "simulate": None,
+                             "created_at": at, "updated_at": at})
+            if account == 1 and rnd.random() < 0.002:
+                stats["messages"].append(message_id)
+                stats["mobiles"].append(mobile)
         endpoint = (account - 1) * ENDPOINTS_PER_ACCOUNT + rnd.randint(1, ENDPOINTS_PER_ACCOUNT)
         etype = rnd.choices(event_types, event_weights)[0]
         status, tries = rnd.choices(outcomes, outcome_weights)[0]
-        # Time grows with the id, as in real life; the last day is busier.
+        # Time grows with the id, as in real life.
         at = start + timedelta(seconds=span * (made / rows) + rnd.random())
-        message_id = delivery_id // 2 + 1
-        mobile = f"2547{rnd.randint(0, 99_999_999):08d}"
-        if account == 1 and rnd.random() < 0.001:
-            stats["messages"].append(message_id)
-            stats["mobiles"].append(mobile)
-        events.append({"id": delivery_id, "account_id": account, "message_id": None, "type": etype,
-                       "body": body, "is_test": False, "fired_at": at})
+        events.append({"id": delivery_id, "account_id": account, "message_id": message_id,
+                       "type": etype, "body": body, "is_test": False, "fired_at": at})
         deliveries.append({
             "id": delivery_id, "uid": str(uuid.UUID(int=rnd.getrandbits(128))),
             "account_id": account, "event_id": delivery_id, "endpoint_id": endpoint,
@@ -113,12 +119,12 @@ def fill(rows: int, seed: int = 7) -> dict:
                 "status_code": 200 if ok else 500, "response_headers": "{}",
                 "response_body": "ok" if ok else "Internal Server Error",
                 "error": None if ok else "HTTP 500: not a 2xx response"})
-        if len(attempts) >= BATCH:
-            _flush(events, deliveries, attempts)
+        if len(attempts) >= BATCH and not delivery_id % 2:  # a message's two events together
+            _flush(messages, events, deliveries, attempts)
             print(f"  {made:,} attempts ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    _flush(events, deliveries, attempts)
+    _flush(messages, events, deliveries, attempts)
     if db.engine.dialect.name == "postgresql":
-        for table in ("account", "user", "endpoint", "event", "delivery", "attempt"):
+        for table in ("account", "user", "endpoint", "message", "event", "delivery", "attempt"):
             db.session.execute(text(
                 f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
                 f"(SELECT max(id) FROM \"{table}\"))"))
@@ -129,29 +135,34 @@ def fill(rows: int, seed: int = 7) -> dict:
     return stats
 
 
-def _flush(events, deliveries, attempts):
-    if not events:
+TABLES = (Message, Event, Delivery, Attempt)
+
+
+def _flush(*groups):
+    """Write the batch (messages, events, deliveries, attempts, in that order) and empty it."""
+    if not groups[0] and not groups[1]:
         return
     if db.engine.dialect.name == "postgresql":
-        _copy(events, deliveries, attempts)
+        _copy(groups)
     else:
         conn = db.session.connection()
-        conn.execute(insert(Event.__table__), events)
-        conn.execute(insert(Delivery.__table__), deliveries)
-        conn.execute(insert(Attempt.__table__), attempts)
+        for model, rows in zip(TABLES, groups):
+            if rows:
+                conn.execute(insert(model.__table__), rows)
     db.session.commit()
-    events.clear()
-    deliveries.clear()
-    attempts.clear()
+    for rows in groups:
+        rows.clear()
 
 
-def _copy(*groups):
+def _copy(groups):
     """PostgreSQL COPY through psycopg: far faster than INSERTs."""
     raw = db.session.connection().connection.driver_connection
     with raw.cursor() as cur:
-        for table, rows in zip(("event", "delivery", "attempt"), groups):
+        for model, rows in zip(TABLES, groups):
+            if not rows:
+                continue
             columns = list(rows[0])
-            with cur.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN') as copy:
+            with cur.copy(f'COPY "{model.__tablename__}" ({", ".join(columns)}) FROM STDIN') as copy:
                 for row in rows:
                     copy.write_row([row[c] for c in columns])
 
@@ -229,6 +240,8 @@ def main():
         ("API: deliveries, status=failed", api, "/api/v1/deliveries?status=failed"),
         ("API: deliveries, status=pending", api, "/api/v1/deliveries?status=pending"),
         ("API: deliveries, endpoint", api, "/api/v1/deliveries?endpoint_id=2"),
+        ("API: deliveries, message id", api, f"/api/v1/deliveries?message_id={stats['messages'][1]}"),
+        ("API: deliveries, mobile", api, f"/api/v1/deliveries?mobile={stats['mobiles'][1]}"),
     ]
     print(f"\n{dialect}, {args.rows:,} attempts, {args.repeat} requests per view")
     print(f"{'view':44} {'median ms':>10} {'p95 ms':>8}")
