@@ -20,9 +20,11 @@ def test_one_filter_builder_for_attempts_and_deliveries(app):
                       mobile="254712345678")
     on_attempt = " AND ".join(str(c) for c in logs.conditions(q, logs.ON_ATTEMPT))
     on_delivery = " AND ".join(str(c) for c in logs.conditions(q, logs.ON_DELIVERY))
-    assert on_attempt == ("attempt.account_id = :account_id_1 AND attempt.endpoint_id = "
-                          ":endpoint_id_1 AND attempt.event_type = :event_type_1 AND "
-                          "attempt.message_id = :message_id_1 AND attempt.mobile = :mobile_1")
+    assert on_attempt == (
+        "attempt.account_id = :account_id_1 AND attempt.endpoint_id = :endpoint_id_1 AND "
+        "attempt.event_type = :event_type_1 AND attempt.delivery_id IN (SELECT delivery.id \n"
+        "FROM delivery JOIN event ON event.id = delivery.event_id \n"
+        "WHERE event.message_id = :message_id_1) AND attempt.mobile = :mobile_1")
     assert on_delivery == ("delivery.account_id = :account_id_1 AND delivery.endpoint_id = "
                            ":endpoint_id_1 AND event.type = :type_1 AND event.message_id = "
                            ":message_id_1 AND message.mobile = :mobile_1")

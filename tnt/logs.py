@@ -62,22 +62,32 @@ class LogQuery:
 
 @dataclass(frozen=True)
 class _Columns:
-    """Where each filter looks on the table being listed."""
+    """Where each filter looks on the table being listed (`of_message`: the condition for one
+    message's rows)."""
 
     account_id: object
     endpoint_id: object
     event: object
-    message_id: object
+    of_message: object
     mobile: object
     time: object
 
 
-# Attempts carry copies of the event type, message id and mobile, so a Logs filter reads one
-# table; a delivery's live in its event and message.
+def _attempts_of_message(message_id: int):
+    # A message has a handful of attempts: found through its events and their deliveries
+    # (indexes those tables have anyway), so attempts need no message index of their own.
+    return Attempt.delivery_id.in_(
+        select(Delivery.id).join(Event, Event.id == Delivery.event_id)
+        .where(Event.message_id == message_id).scalar_subquery())
+
+
+# Attempts carry copies of the event type and mobile, so most Logs filters read one table; a
+# delivery's live in its event and message.
 ON_ATTEMPT = _Columns(Attempt.account_id, Attempt.endpoint_id, Attempt.event_type,
-                      Attempt.message_id, Attempt.mobile, Attempt.started_at)
-ON_DELIVERY = _Columns(Delivery.account_id, Delivery.endpoint_id, Event.type, Event.message_id,
-                       Message.mobile, Delivery.created_at)
+                      _attempts_of_message, Attempt.mobile, Attempt.started_at)
+ON_DELIVERY = _Columns(Delivery.account_id, Delivery.endpoint_id, Event.type,
+                       lambda message_id: Event.message_id == message_id, Message.mobile,
+                       Delivery.created_at)
 
 
 def conditions(q: LogQuery, on: _Columns) -> list:
@@ -92,7 +102,7 @@ def conditions(q: LogQuery, on: _Columns) -> list:
     if q.until is not None:
         where.append(on.time < q.until)
     if q.message_id is not None:
-        where.append(on.message_id == q.message_id)
+        where.append(on.of_message(q.message_id))
     if q.mobile:
         where.append(on.mobile == q.mobile)
     return where
@@ -153,15 +163,17 @@ def attempts(q: LogQuery, *, before: Cursor | None = None, limit: int = PAGE) ->
     where = conditions(q, ON_ATTEMPT)
     if before:
         where.append(tuple_(Attempt.started_at, Attempt.id) < tuple_(*before))
-    newest_first = (Attempt.started_at.desc(), Attempt.id.desc())
+    few = q.message_id is not None
     if q.status:
-        condition, few = _status_condition(q)
+        condition, few_in_status = _status_condition(q)
         where.append(condition)
-        if few:
-            # Look the few deliveries' attempts up by delivery id and sort those; an
-            # expression key stops the planner walking the whole time index instead.
-            newest_first = (func.coalesce(Attempt.started_at, Attempt.started_at).desc(),
-                            Attempt.id.desc())
+        few = few or few_in_status
+    newest_first = (Attempt.started_at.desc(), Attempt.id.desc())
+    if few:
+        # Look the few deliveries' attempts up by delivery id and sort those; an expression
+        # key stops the planner walking the whole time index instead.
+        newest_first = (func.coalesce(Attempt.started_at, Attempt.started_at).desc(),
+                        Attempt.id.desc())
     query = _attempt_rows().where(*where).order_by(*newest_first).limit(limit)
     return db.session.execute(query).all()
 
