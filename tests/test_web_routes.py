@@ -437,6 +437,28 @@ def test_chart_counts_attempts_per_hour_by_outcome(alice, endpoint):
     assert len(re.findall(r'class="bar-ok"', page)) == 24
 
 
+def test_chart_keeps_settled_hours_and_counts_the_rest(app, alice, endpoint):
+    """Hours that can no longer change are counted once (kept in Redis); the last hour or so
+    is counted on every view; without Redis everything is counted."""
+    d = _delivery(endpoint)
+    now = utcnow()
+    db.session.execute(insert(Attempt), [_attempt(d, endpoint, now - timedelta(hours=2), ok=True),
+                                         _attempt(d, endpoint, now - timedelta(seconds=30))])
+    db.session.commit()
+    page = text(alice.get("/logs/chart", headers=HX))
+    assert "1 succeeded" in page and "1 failed" in page
+    # Rows that could not appear in a settled hour in real life show that it is not recounted.
+    db.session.execute(insert(Attempt), [_attempt(d, endpoint, now - timedelta(hours=2), ok=True),
+                                         _attempt(d, endpoint, now - timedelta(seconds=20))])
+    db.session.commit()
+    page = text(alice.get("/logs/chart", headers=HX))
+    assert "1 succeeded" in page and "2 failed" in page
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
+    app.extensions.pop("tnt_redis", None)
+    page = text(alice.get("/logs/chart", headers=HX))
+    assert "2 succeeded" in page and "2 failed" in page
+
+
 # --- messages -------------------------------------------------------------------------------
 
 def test_send_test_sms_hold_and_cancel(alice, people, endpoint, work):
