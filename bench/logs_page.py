@@ -164,7 +164,8 @@ def _copy(groups):
             if not rows:
                 continue
             columns = list(rows[0])
-            with cur.copy(f'COPY "{model.__tablename__}" ({", ".join(columns)}) FROM STDIN') as copy:
+            sql = f'COPY "{model.__tablename__}" ({", ".join(columns)}) FROM STDIN'
+            with cur.copy(sql) as copy:
                 for row in rows:
                     copy.write_row([row[c] for c in columns])
 
@@ -260,7 +261,8 @@ def main():
         ("API: deliveries, status=failed", api, "/api/v1/deliveries?status=failed"),
         ("API: deliveries, status=pending", api, "/api/v1/deliveries?status=pending"),
         ("API: deliveries, endpoint", api, "/api/v1/deliveries?endpoint_id=2"),
-        ("API: deliveries, message id", api, f"/api/v1/deliveries?message_id={stats['messages'][1]}"),
+        ("API: deliveries, message id", api,
+         f"/api/v1/deliveries?message_id={stats['messages'][1]}"),
         ("API: deliveries, mobile", api, f"/api/v1/deliveries?mobile={stats['mobiles'][1]}"),
     ]
     print(f"\n{dialect}, {args.rows:,} attempts, {args.repeat} requests per view")

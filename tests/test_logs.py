@@ -25,8 +25,9 @@ def test_one_filter_builder_for_attempts_and_deliveries(app):
         "attempt.event_type = :event_type_1 AND attempt.delivery_id IN (SELECT delivery.id \n"
         "FROM delivery JOIN event ON event.id = delivery.event_id \n"
         "WHERE event.message_id = :message_id_1) AND attempt.mobile = :mobile_1")
-    assert on_delivery == ("delivery.account_id = :account_id_1 AND delivery.endpoint_id = "
-                           ":endpoint_id_1 AND event.type = :type_1 AND event.message_id = "
-                           ":message_id_1 AND message.mobile = :mobile_1")
+    assert on_delivery == (
+        "delivery.account_id = :account_id_1 AND delivery.endpoint_id = :endpoint_id_1 AND "
+        "event.type = :type_1 AND event.message_id = :message_id_1 AND event.message_id IN "
+        "(SELECT message.id \nFROM message \nWHERE message.mobile = :mobile_1)")
     # Support's "all accounts" has no account condition at all.
     assert logs.conditions(logs.LogQuery(logs.Scope.all_accounts()), logs.ON_ATTEMPT) == []

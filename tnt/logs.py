@@ -1,19 +1,16 @@
 """The delivery log's read model: whose rows (Scope), which rows (LogQuery), one filter builder,
-and the reads the Logs page and the API's delivery listing make with them.
+and the reads the Logs page and the API's delivery listing make with them (the 24 h counts are
+tnt.hourly's).
 
 Plain domain code: the dashboard and the API parse their input into a LogQuery and render what
 comes back. Times are naive UTC (see tnt.clock).
 """
-import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from redis.exceptions import RedisError
-from sqlalchemy import case, exists, func, select, text, tuple_
+from sqlalchemy import exists, func, select, text, tuple_
 from sqlalchemy.orm import aliased
 
-from . import queue
-from .clock import utcnow
 from .extensions import db
 from .models import Account, Attempt, Delivery, Endpoint, Event, Message, User
 
@@ -65,14 +62,14 @@ class LogQuery:
 
 @dataclass(frozen=True)
 class _Columns:
-    """Where each filter looks on the table being listed (`of_message`: the condition for one
-    message's rows)."""
+    """Where each filter looks on the table being listed (`of_message`, `to_mobile`: the
+    condition for one message's rows, one mobile's)."""
 
     account_id: object
     endpoint_id: object
     event: object
     of_message: object
-    mobile: object
+    to_mobile: object
     time: object
 
 
@@ -84,13 +81,21 @@ def _attempts_of_message(message_id: int):
         .where(Event.message_id == message_id).scalar_subquery())
 
 
+def _deliveries_to_mobile(mobile: str):
+    # From the mobile's messages to their events: a condition on the joined message would walk
+    # every delivery of the account looking for it.
+    return Event.message_id.in_(select(Message.id).where(Message.mobile == mobile)
+                                .scalar_subquery())
+
+
 # Attempts carry copies of the event type and mobile, so most Logs filters read one table; a
 # delivery's live in its event and message.
 ON_ATTEMPT = _Columns(Attempt.account_id, Attempt.endpoint_id, Attempt.event_type,
-                      _attempts_of_message, Attempt.mobile, Attempt.started_at)
+                      _attempts_of_message, lambda mobile: Attempt.mobile == mobile,
+                      Attempt.started_at)
 ON_DELIVERY = _Columns(Delivery.account_id, Delivery.endpoint_id, Event.type,
-                       lambda message_id: Event.message_id == message_id, Message.mobile,
-                       Delivery.created_at)
+                       lambda message_id: Event.message_id == message_id,
+                       _deliveries_to_mobile, Delivery.created_at)
 
 
 def conditions(q: LogQuery, on: _Columns) -> list:
@@ -107,7 +112,7 @@ def conditions(q: LogQuery, on: _Columns) -> list:
     if q.message_id is not None:
         where.append(on.of_message(q.message_id))
     if q.mobile:
-        where.append(on.mobile == q.mobile)
+        where.append(on.to_mobile(q.mobile))
     return where
 
 
@@ -236,116 +241,3 @@ def attempt_row(attempt_id: int, scope: Scope):
     if not scope.everyone:
         query = query.where(Attempt.account_id == scope.account_id)
     return db.session.execute(query).first()
-
-
-# --- what the last 24 hours look like ---------------------------------------------------------
-# The chart and the Endpoints page's success rates count attempts per hour over 24 hour-long
-# buckets: the current hour and the 23 before it. A past hour stops changing once its attempts
-# are all recorded (within a claim's 2 minutes), so its counts are kept in Redis; a page view
-# then counts only the last hour or so. Redis is a cache here: without it, everything is counted.
-
-SETTLED = timedelta(minutes=5)
-CACHE_TTL = 25 * 3600
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class HourBar:
-    start: datetime
-    ok: int
-    failed: int
-
-
-def _window(now: datetime) -> list[datetime]:
-    """The starts of the 24 hours shown, oldest first."""
-    first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
-    return [first + timedelta(hours=i) for i in range(24)]
-
-
-def hourly_outcomes(scope: Scope, endpoint_id: int | None = None) -> list[HourBar]:
-    """Attempts per hour by outcome over the last 24 h (24 bars, oldest first)."""
-    key = f"{'all' if scope.everyone else scope.account_id}:{endpoint_id or ''}"
-    where = conditions(LogQuery(scope, endpoint_id=endpoint_id), ON_ATTEMPT)
-    now = utcnow()
-    counts = _hourly({key: where}, now)[key]
-    return [HourBar(h, *counts.get(h, (0, 0))) for h in _window(now)]
-
-
-def success_rates(endpoint_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """{endpoint_id: (ok attempts, attempts)} over the chart's 24 hours."""
-    groups = {f"e{eid}": [Attempt.endpoint_id == eid] for eid in endpoint_ids}
-    out = {}
-    for eid, counts in zip(endpoint_ids, _hourly(groups, utcnow()).values()):
-        ok = sum(o for o, _ in counts.values())
-        total = ok + sum(f for _, f in counts.values())
-        if total:
-            out[eid] = (ok, total)
-    return out
-
-
-def _hourly(groups: dict[str, list], now: datetime) -> dict[str, dict[datetime, tuple[int, int]]]:
-    """{group key: {hour: (ok, failed)}} over the 24 hours, for each group's conditions."""
-    hours = _window(now)
-    settled = [h for h in hours if h + timedelta(hours=1) + SETTLED <= now]
-    cached = _cache_get(list(groups), settled)
-    out = {}
-    for key, where in groups.items():
-        known = cached.get(key, {})
-        missing = [h for h in settled if h not in known]
-        since = missing[0] if missing else hours[len(settled)]
-        counted = _count_by_hour(where, since)
-        _cache_put(key, {h: counted.get(h, (0, 0)) for h in missing})
-        out[key] = known | counted
-    return out
-
-
-def _count_by_hour(where: list, since: datetime) -> dict[datetime, tuple[int, int]]:
-    if db.engine.dialect.name == "postgresql":
-        hour = func.date_trunc("hour", Attempt.started_at)
-    else:
-        hour = func.strftime("%Y-%m-%d %H:00:00", Attempt.started_at)
-    rows = db.session.execute(
-        select(hour, func.count(), func.sum(case((Attempt.ok, 1), else_=0)))
-        .where(*where, Attempt.started_at >= since).group_by(hour)
-    ).all()
-    out = {}
-    for start, total, ok in rows:
-        if isinstance(start, str):
-            start = datetime.fromisoformat(start)
-        out[start.replace(tzinfo=None)] = (int(ok or 0), int(total) - int(ok or 0))
-    return out
-
-
-def _cache_key(key: str) -> str:
-    return f"tnt:hourly:{key}"
-
-
-def _cache_get(keys: list[str], hours: list[datetime]) -> dict[str, dict]:
-    if not keys or not hours:
-        return {}
-    fields = [h.strftime("%Y%m%d%H") for h in hours]
-    try:
-        pipe = queue.redis().pipeline(transaction=False)
-        for key in keys:
-            pipe.hmget(_cache_key(key), fields)
-        answers = pipe.execute()
-    except RedisError as exc:
-        log.warning("hourly counts cache unavailable: %s", exc)
-        return {}
-    out = {}
-    for key, values in zip(keys, answers):
-        out[key] = {h: tuple(int(n) for n in v.split(b":")) for h, v in zip(hours, values) if v}
-    return out
-
-
-def _cache_put(key: str, counts: dict[datetime, tuple[int, int]]) -> None:
-    if not counts:
-        return
-    try:
-        pipe = queue.redis().pipeline(transaction=False)
-        pipe.hset(_cache_key(key), mapping={h.strftime("%Y%m%d%H"): f"{ok}:{failed}"
-                                            for h, (ok, failed) in counts.items()})
-        pipe.expire(_cache_key(key), CACHE_TTL)
-        pipe.execute()
-    except RedisError as exc:
-        log.warning("hourly counts cache unavailable: %s", exc)

@@ -53,6 +53,9 @@ class Message(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    # The API's delivery listing and the Logs page's queued rows, filtered by mobile.
+    __table_args__ = (Index("ix_message_mobile", "mobile"),)
+
     def as_data(self) -> dict:
         """The `data` object of a webhook payload, keys in the spec's order."""
         from .clock import nairobi_iso

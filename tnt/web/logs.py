@@ -11,7 +11,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from .. import delivery as engine
-from .. import logs
+from .. import hourly, logs
 from ..clock import NAIROBI
 from ..extensions import db
 from ..models import EVENTS, Delivery
@@ -112,7 +112,7 @@ def index():
 @bp.get("/chart")
 def chart():
     endpoint = request.args.get("endpoint_id", "")
-    bars = logs.hourly_outcomes(log_scope(), int(endpoint) if endpoint.isdigit() else None)
+    bars = hourly.hourly_outcomes(log_scope(), int(endpoint) if endpoint.isdigit() else None)
     peak = max([b.ok + b.failed for b in bars] + [1])
     return render_template("logs/_chart.html", bars=bars, peak=peak)
 

@@ -36,7 +36,9 @@ def log_scope() -> Scope:
 
 def lookup_scope() -> Scope:
     """owner_scope() as an explicit Scope: support may look up any account's rows by id."""
-    return Scope.all_accounts() if current_user.is_support else Scope.account(current_user.account_id)
+    if current_user.is_support:
+        return Scope.all_accounts()
+    return Scope.account(current_user.account_id)
 
 
 def aurl(_endpoint: str, **values) -> str:
