@@ -5,7 +5,7 @@ tnt.hourly's).
 Plain domain code: the dashboard and the API parse their input into a LogQuery and render what
 comes back. Times are naive UTC (see tnt.clock).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import exists, func, select, text, tuple_
@@ -160,9 +160,10 @@ class QueuedRow:
 
 
 def queued(q: LogQuery, *, before_id: int | None = None, limit: int = PAGE) -> list[QueuedRow]:
-    """Deliveries waiting for their first attempt (status pending), newest first by id (ids
-    follow creation order)."""
+    """Deliveries matching `q` that wait for their first attempt (status pending), newest
+    first by id (ids follow creation order)."""
     _serial()
+    q = replace(q, status="pending")
     query = (delivery_select(q, Delivery, Event, Message.mobile, Endpoint.url, Account.name)
              .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
              .join(Account, Account.id == Delivery.account_id))
@@ -170,6 +171,12 @@ def queued(q: LogQuery, *, before_id: int | None = None, limit: int = PAGE) -> l
         query = query.where(Delivery.id < before_id)
     rows = db.session.execute(query.order_by(Delivery.id.desc()).limit(limit)).all()
     return [QueuedRow(*row) for row in rows]
+
+
+def queued_count(q: LogQuery, most: int = 1000) -> int:
+    """How many deliveries matching `q` wait for their first attempt, counting up to `most`."""
+    pick = delivery_select(replace(q, status="pending"), Delivery.id).limit(most)
+    return db.session.scalar(select(func.count()).select_from(pick.subquery()))
 
 
 # --- attempts (the Logs page) ---------------------------------------------------------------

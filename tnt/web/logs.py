@@ -101,9 +101,14 @@ def decode_cursor(raw: str) -> logs.Cursor | None:
 def index():
     scope = log_scope()
     form = LogForm.from_args(request.args)
-    rows, queued, more_url = _page(form.query(scope))
+    q = form.query(scope)
+    rows, queued, more_url = _page(q)
+    # Attempts are what the log lists; say when deliveries wait for their first one.
+    waiting = 0 if queued or q.status else logs.queued_count(q)
+    pending_args = {k: v for k, v in request.args.items() if k != "before"} | {"status": "pending"}
     return render_template(
-        "logs/index.html", rows=rows, queued=queued, more_url=more_url, f=form,
+        "logs/index.html", rows=rows, queued=queued, more_url=more_url, f=form, waiting=waiting,
+        waiting_url=url_for("logs.index", **pending_args),
         statuses=logs.STATUSES, events=EVENTS, resendable=RESENDABLE,
         endpoints=queries.endpoints_for_filter(scope),
     )
