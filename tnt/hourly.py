@@ -16,7 +16,7 @@ from sqlalchemy import case, func, select
 from . import queue
 from .clock import utcnow
 from .extensions import db
-from .logs import ON_ATTEMPT, LogQuery, Scope, conditions
+from .logs import ON_ATTEMPT, LogQuery, Scope, conditions, plain_plans
 from .models import Attempt
 
 SETTLED = timedelta(minutes=5)
@@ -61,8 +61,9 @@ def success_rates(endpoint_ids: list[int]) -> dict[int, tuple[int, int]]:
 def _hourly(groups: dict[str, list], now: datetime) -> dict[str, dict[datetime, tuple[int, int]]]:
     """{group key: {hour: (ok, failed)}} over the 24 hours, for each group's conditions."""
     hours = _window(now)
-    settled = [h for h in hours if h + timedelta(hours=1) + SETTLED <= now]
+    settled = settled_hours(now)
     cached = _cache_get(list(groups), settled)
+    plain_plans()
     out = {}
     for key, where in groups.items():
         known = cached.get(key, {})
@@ -95,10 +96,20 @@ def _cache_key(key: str) -> str:
     return f"tnt:hourly:{key}"
 
 
+def cache_field(hour: datetime) -> str:
+    """An hour's field in a group's Redis hash."""
+    return hour.strftime("%Y%m%d%H")
+
+
+def settled_hours(now: datetime) -> list[datetime]:
+    """The hours of the window that can no longer change, oldest first."""
+    return [h for h in _window(now) if h + timedelta(hours=1) + SETTLED <= now]
+
+
 def _cache_get(keys: list[str], hours: list[datetime]) -> dict[str, dict]:
     if not keys or not hours:
         return {}
-    fields = [h.strftime("%Y%m%d%H") for h in hours]
+    fields = [cache_field(h) for h in hours]
     try:
         pipe = queue.redis().pipeline(transaction=False)
         for key in keys:
@@ -118,7 +129,7 @@ def _cache_put(key: str, counts: dict[datetime, tuple[int, int]]) -> None:
         return
     try:
         pipe = queue.redis().pipeline(transaction=False)
-        pipe.hset(_cache_key(key), mapping={h.strftime("%Y%m%d%H"): f"{ok}:{failed}"
+        pipe.hset(_cache_key(key), mapping={cache_field(h): f"{ok}:{failed}"
                                             for h, (ok, failed) in counts.items()})
         pipe.expire(_cache_key(key), CACHE_TTL)
         pipe.execute()
