@@ -117,3 +117,19 @@ def test_support_reaches_the_same_ids(app, people, beta):
     assert client.get(f"/endpoints/{beta['endpoint']}/edit").status_code == 200
     assert client.get(f"/logs/attempts/{beta['attempt']}", headers=HX).status_code == 200
     assert client.post(f"/messages/{beta['message']}/cancel", headers=HX).status_code == 200
+
+
+def test_ids_too_big_for_the_database_match_nothing(app, alice, people):
+    """Not a database error (a 500 on PostgreSQL, whose ids are 32-bit)."""
+    from tnt import apikeys
+
+    _key, raw = apikeys.create(people.a.id, "tests")
+    headers = {"Authorization": f"Bearer {raw}"}
+    huge = "99999999999"
+    for path in (f"/logs?endpoint_id={huge}", f"/logs?status=failed&endpoint_id={huge}",
+                 f"/logs?status=pending&endpoint_id={huge}", f"/logs/chart?endpoint_id={huge}",
+                 f"/logs/rows?before=2026-01-01T00:00:00_{huge}"):
+        assert alice.get(path).status_code == 200, path
+    for query in (f"endpoint_id={huge}", f"message_id={huge}", f"cursor={huge}"):
+        resp = app.test_client().get(f"/api/v1/deliveries?{query}", headers=headers)
+        assert resp.status_code == 200 and resp.get_json()["data"] == [], query

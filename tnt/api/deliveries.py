@@ -1,7 +1,7 @@
 """/api/v1/deliveries: the log with its attempts, resend one, bulk-resend failures."""
 import json
 
-from .. import deliveries, delivery, logs
+from .. import MAX_ID, deliveries, delivery, logs
 from ..models import EVENTS
 from ..phones import for_search
 from .core import account_id, bp, iso, json_body, page, page_args, query_args
@@ -11,9 +11,11 @@ FILTERS = {"status": logs.STATUSES, "endpoint_id": "int", "event": tuple(EVENTS)
 
 
 def log_query(args: dict) -> logs.LogQuery:
-    """The checked query parameters (or bulk-resend body) as a LogQuery of the key's account."""
+    """The checked query parameters (or bulk-resend body) as a LogQuery of the key's account.
+    An id too big for the database becomes 0, which no row has."""
+    args = args | {k: 0 for k in ("endpoint_id", "message_id") if args.get(k, 0) > MAX_ID}
     if args.get("mobile"):
-        args = args | {"mobile": for_search(args["mobile"])}
+        args["mobile"] = for_search(args["mobile"])
     return logs.LogQuery(logs.Scope.account(account_id()), **args)
 
 
@@ -67,7 +69,8 @@ def _detail(d) -> dict:
 def list_deliveries():
     args = query_args(FILTERS | {"cursor": "int", "limit": "int"})
     cursor, limit = page_args(args)
-    rows = logs.deliveries(log_query(args), before_id=cursor, limit=limit)
+    before = None if cursor is None else min(cursor, MAX_ID)  # beyond: as if none were bigger
+    rows = logs.deliveries(log_query(args), before_id=before, limit=limit)
     return page(rows, limit, lambda row: delivery_json(*row))
 
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from .. import MAX_ID
 from .. import delivery as engine
 from .. import hourly, logs
 from ..clock import NAIROBI
@@ -46,10 +47,9 @@ class LogForm:
 
     @classmethod
     def from_args(cls, args) -> "LogForm":
-        endpoint = args.get("endpoint_id", "")
         return cls(
             status=args.get("status", "") if args.get("status") in logs.STATUSES else "",
-            endpoint_id=int(endpoint) if endpoint.isdigit() and len(endpoint) <= 18 else None,
+            endpoint_id=_id(args.get("endpoint_id", "")),
             event=args.get("event", "")[:32],
             date_from=_date(args.get("from")),
             date_to=_date(args.get("to")),
@@ -69,6 +69,13 @@ class LogForm:
             message_id=message_id,
             mobile=for_search(text) if text and message_id is None else None,
         )
+
+
+def _id(raw: str) -> int | None:
+    """An id from the URL; one too big for the database is 0, which no row has (not a 500)."""
+    if not raw.isdigit():
+        return None
+    return int(raw) if int(raw) <= MAX_ID else 0
 
 
 def _date(raw: str | None) -> date | None:
@@ -92,7 +99,7 @@ def decode_cursor(raw: str) -> logs.Cursor | None:
     if not match:
         return None
     try:
-        return datetime.fromisoformat(match.group(1)), int(match.group(2))
+        return datetime.fromisoformat(match.group(1)), min(int(match.group(2)), MAX_ID)
     except ValueError:
         return None
 
@@ -116,8 +123,7 @@ def index():
 
 @bp.get("/chart")
 def chart():
-    endpoint = request.args.get("endpoint_id", "")
-    bars = hourly.hourly_outcomes(log_scope(), int(endpoint) if endpoint.isdigit() else None)
+    bars = hourly.hourly_outcomes(log_scope(), _id(request.args.get("endpoint_id", "")))
     peak = max([b.ok + b.failed for b in bars] + [1])
     return render_template("logs/_chart.html", bars=bars, peak=peak)
 
