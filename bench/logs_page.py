@@ -255,6 +255,7 @@ def main():
         ("status=failed", customer, "/logs?status=failed"),
         ("status=retrying", customer, "/logs?status=retrying"),
         ("status=pending", customer, "/logs?status=pending"),
+        ("status=pending, event=sms.failed", customer, "/logs?status=pending&event=sms.failed"),
         ("endpoint", customer, "/logs?endpoint_id=2"),
         ("event=sms.failed", customer, "/logs?event=sms.failed"),
         ("date range (one day, 10 days ago)", customer, f"/logs?from={day}&to={day}"),

@@ -329,11 +329,11 @@ def test_pending_lists_the_deliveries_queued_for_their_first_attempt(alice, peop
     assert "sms.cancelled" in page and ">254712345600<" in page and f">{msg.id}<" in page
     assert endpoint.url in page and "badge-pending" in page and "due " in page
     assert "Resend" not in page and 'id="attempt-' not in page
-    # The log of attempts says that one waits, and links to it.
-    page = text(alice.get(f"/logs?endpoint_id={endpoint.id}"))
+    # The unfiltered log of attempts says that one waits, and links to it.
+    page = text(alice.get("/logs"))
     assert "1 delivery is queued, not yet attempted" in page
-    assert f'href="/logs?endpoint_id={endpoint.id}&amp;status=pending"' in page
-    assert "queued, not yet attempted" not in text(alice.get(f"/logs?endpoint_id={endpoint.id + 1}"))
+    assert 'href="/logs?status=pending"' in page
+    assert "queued, not yet attempted" not in text(alice.get(f"/logs?endpoint_id={endpoint.id}"))
 
     def rows(query):
         return re.findall(r'id="delivery-(\d+)"', text(alice.get("/logs?status=pending" + query)))

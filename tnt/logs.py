@@ -175,9 +175,10 @@ def queued(q: LogQuery, *, before_id: int | None = None, limit: int = PAGE) -> l
     return [QueuedRow(*row) for row in rows]
 
 
-def queued_count(q: LogQuery, most: int = 1000) -> int:
-    """How many deliveries matching `q` wait for their first attempt, counting up to `most`."""
-    pick = delivery_select(replace(q, status="pending"), Delivery.id).limit(most)
+def queued_count(scope: Scope, most: int = 1000) -> int:
+    """How many of `scope`'s deliveries wait for their first attempt, counting up to `most`."""
+    pick = (select(Delivery.id).where(*conditions(LogQuery(scope), ON_DELIVERY))
+            .where(Delivery.status == "pending").limit(most))
     return db.session.scalar(select(func.count()).select_from(pick.subquery()))
 
 

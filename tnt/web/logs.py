@@ -110,8 +110,9 @@ def index():
     form = LogForm.from_args(request.args)
     q = form.query(scope)
     rows, queued, more_url = _page(q)
-    # Attempts are what the log lists; say when deliveries wait for their first one.
-    waiting = 0 if queued or q.status else logs.queued_count(q)
+    # The unfiltered log of attempts says when deliveries wait for their first one. (Counting
+    # them under other filters could read every queued delivery of the account.)
+    waiting = logs.queued_count(scope) if q == logs.LogQuery(scope) else 0
     pending_args = {k: v for k, v in request.args.items() if k != "before"} | {"status": "pending"}
     return render_template(
         "logs/index.html", rows=rows, queued=queued, more_url=more_url, f=form, waiting=waiting,
