@@ -41,25 +41,46 @@
     showError("Could not reach the server. Check your connection and try again.");
   });
 
+  // Logs: each row's expand button (aria-controls: its detail row) fetches the detail once
+  // through htmx, then only shows and folds it; aria-expanded follows.
+  function expandButtonFor(detail) {
+    return document.querySelector('button[data-expand][aria-controls="' + detail.id + '"]');
+  }
+
+  function setExpanded(button, open) {
+    var detail = document.getElementById(button.getAttribute("aria-controls"));
+    if (detail) detail.hidden = !open;
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+    var row = button.closest("tr");
+    if (row) row.classList.toggle("expanded", open);
+  }
+
   document.addEventListener("htmx:beforeRequest", function (evt) {
     hideError();
+    var button = evt.detail.elt;
+    if (!button.matches || !button.matches("button[data-expand]")) return;
+    var detail = document.getElementById(button.getAttribute("aria-controls"));
+    if (detail && detail.hasAttribute("data-loaded")) {  // fetched already: show or fold it
+      evt.preventDefault();
+      setExpanded(button, detail.hidden);
+    }
+  });
+
+  // A detail row just swapped in is shown: its button says so.
+  document.addEventListener("htmx:load", function (evt) {
     var elt = evt.detail.elt;
-    if (!elt.hasAttribute || !elt.hasAttribute("data-expand")) return;
-    // A click on a button or link inside a log row is that control's, not the row's.
-    var trigger = evt.detail.requestConfig && evt.detail.requestConfig.triggeringEvent;
-    if (trigger && trigger.target && trigger.target.closest("button, a, form, input, select")) {
-      evt.preventDefault();
-      return;
-    }
-    // A second click folds the row again.
-    var open = document.getElementById(elt.id.replace("attempt-", "detail-"));
-    if (open) {
-      open.remove();
-      elt.classList.remove("expanded");
-      evt.preventDefault();
-    } else {
-      elt.classList.add("expanded");
-    }
+    if (!elt.matches || !elt.matches("tr.detail-row[data-loaded]")) return;
+    var button = expandButtonFor(elt);
+    if (button) setExpanded(button, true);
+  });
+
+  // Mouse users may click anywhere on a row; a button, link or field inside keeps its click.
+  document.addEventListener("click", function (evt) {
+    var row = evt.target.closest("tr.log-row");
+    if (!row || evt.target.closest("button, a, input, select, textarea, label")) return;
+    if (window.getSelection && String(window.getSelection())) return;  // selecting text
+    var button = row.querySelector("button[data-expand]");
+    if (button) button.click();
   });
 
   document.addEventListener("click", function (evt) {

@@ -97,8 +97,8 @@ def test_customer_journey(page, people, receiver, work):
     expect(rows).to_have_count(2)
     expect(rows.first).to_contain_text("sms.delivered")
     expect(page.locator("svg.chart")).to_be_visible()
-    rows.first.click()
-    detail = page.locator("tr.detail-row")
+    rows.first.click()  # anywhere on the row, with the mouse
+    detail = page.locator("tr.detail-row:visible")
     expect(detail).to_contain_text("X-TalkNTalk-Signature")
     expect(detail).to_contain_text('"event": "sms.delivered"')
     assert secret not in detail.inner_text()
@@ -124,7 +124,7 @@ def test_customer_journey(page, people, receiver, work):
     expect(top).to_contain_text("#4")
     expect(top).to_contain_text("failed")
     top.click()
-    expect(page.locator("tr.detail-row")).to_contain_text("<b>database down</b>")
+    expect(page.locator("tr.detail-row:visible")).to_contain_text("<b>database down</b>")
 
     # Resend: the row updates in place and the new attempt appears above it.
     receiver.respond = [(200, b"thanks")]
@@ -200,3 +200,39 @@ def test_support_reads_the_system_page(page, people, receiver, work):
     expect(page.locator("#failing")).to_contain_text("Connection refused")
     expect(page.locator("svg.chart")).to_be_visible()
     shot(page, "system")
+
+
+def test_logs_rows_expand_and_fold_from_the_keyboard(page, people, receiver, work):
+    """Each row has a real button: Tab reaches it, Enter and Space show and fold the detail,
+    and aria-expanded / aria-controls tell assistive technology which row is open."""
+    from playwright.sync_api import expect
+
+    e = endpoints.create(people.a.id, receiver.url, ["sms.sent"])
+    endpoints.send_test(e, "sms.sent")
+    work()
+    attempt = db.session.scalars(select(Attempt)).one()
+    sign_in(page, people.alice.email)
+    page.click("nav >> text=Logs")
+    button = page.locator(f"#attempt-{attempt.id} button[data-expand]")
+    detail = page.locator(f"#detail-{attempt.id}")
+    expect(button).to_have_attribute("aria-expanded", "false")
+    expect(button).to_have_attribute("aria-controls", f"detail-{attempt.id}")
+    expect(detail).to_be_hidden()
+
+    page.focus("a:has-text('Reset')")  # the last control before the table
+    page.keyboard.press("Tab")
+    expect(button).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(detail).to_be_visible()
+    expect(detail).to_contain_text("X-TalkNTalk-Signature" if e.secret else "X-TalkNTalk-Event")
+    expect(button).to_have_attribute("aria-expanded", "true")
+    expect(button).to_be_focused()
+    page.keyboard.press("Space")
+    expect(detail).to_be_hidden()
+    expect(button).to_have_attribute("aria-expanded", "false")
+    page.keyboard.press("Space")
+    expect(detail).to_be_visible()
+    expect(button).to_have_attribute("aria-expanded", "true")
+    page.keyboard.press("Enter")
+    expect(detail).to_be_hidden()
+    expect(button).to_have_attribute("aria-expanded", "false")

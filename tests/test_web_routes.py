@@ -1,8 +1,10 @@
 """Dashboard routes through the Flask test client: sign-in, Endpoints, Logs, Messages, CSRF."""
 import re
+import uuid
 from datetime import timedelta
 
 import pytest
+from freezegun import freeze_time
 from sqlalchemy import insert, select
 from web_fixtures import PASSWORD, sign_in
 
@@ -317,6 +319,114 @@ def test_resend_of_a_disabled_endpoint_is_a_visible_conflict(alice, endpoint):
     assert resp.status_code == 409 and "enable it to resend" in text(resp)
 
 
+def test_pending_lists_the_deliveries_queued_for_their_first_attempt(alice, people, endpoint):
+    """Pending deliveries have no attempt yet: the filter shows them as rows of their own."""
+    msg, = _fire(people.a.id)  # no worker: its sms.cancelled delivery waits
+    d = db.session.scalars(select(Delivery)).one()
+    assert d.status == "pending"
+    page = text(alice.get("/logs?status=pending"))
+    assert f'id="delivery-{d.id}"' in page and "Queued, not yet attempted" in page
+    assert "sms.cancelled" in page and ">254712345600<" in page and f">{msg.id}<" in page
+    assert endpoint.url in page and "badge-pending" in page and "due " in page
+    assert "Resend" not in page and 'id="attempt-' not in page
+    # The unfiltered log of attempts says that one waits, and links to it.
+    page = text(alice.get("/logs"))
+    assert "1 delivery is queued, not yet attempted" in page
+    assert 'href="/logs?status=pending"' in page
+    assert "queued, not yet attempted" not in text(alice.get(f"/logs?endpoint_id={endpoint.id}"))
+
+    def rows(query):
+        return re.findall(r'id="delivery-(\d+)"', text(alice.get("/logs?status=pending" + query)))
+
+    assert rows(f"&endpoint_id={endpoint.id}") == [str(d.id)]
+    assert rows(f"&endpoint_id={endpoint.id + 1}") == []
+    assert rows("&event=sms.cancelled") == [str(d.id)] and rows("&event=sms.sent") == []
+    assert rows(f"&q={msg.id}") == [str(d.id)] and rows("&q=0712345600") == [str(d.id)]
+    assert rows("&q=0799999999") == [] and rows("&q=nonsense") == []
+    today = (utcnow() + timedelta(hours=3)).date()
+    assert rows(f"&from={today}") == [str(d.id)]
+    assert rows(f"&to={today - timedelta(days=1)}") == []
+
+
+def test_pending_rows_page_by_keyset(alice, endpoint):
+    event = Event(account_id=endpoint.account_id, type="sms.sent", body=b"{}")
+    db.session.add(event)
+    db.session.commit()
+    db.session.execute(insert(Delivery), [
+        {"uid": str(uuid.uuid4()), "account_id": endpoint.account_id, "event_id": event.id,
+         "endpoint_id": endpoint.id, "status": "pending", "next_attempt_at": utcnow()}
+        for _ in range(70)])
+    db.session.commit()
+    page = text(alice.get("/logs?status=pending"))
+    ids = re.findall(r'id="delivery-(\d+)"', page)
+    more = re.search(r'hx-get="(/logs/rows\?[^"]+)"', page).group(1).replace("&amp;", "&")
+    ids2 = re.findall(r'id="delivery-(\d+)"', text(alice.get(more, headers=HX)))
+    assert len(ids) == 50 and len(ids2) == 20
+    assert [int(i) for i in ids + ids2] == sorted((int(i) for i in ids + ids2), reverse=True)
+
+
+def _retrying(web, people, receiver, work, clock):
+    """Support signed in; Beta's test delivery failed its first attempt and is retrying."""
+    e = endpoints.create(people.b.id, receiver.url, ["sms.delivered"])
+    receiver.respond = [(500, b"down")]
+    d = endpoints.send_test(e)
+    work()
+    db.session.refresh(d)
+    assert (d.status, d.auto_attempts) == ("retrying", 1)
+    receiver.received()
+    sign_in(web, people.sam.email)
+    first = db.session.scalars(select(Attempt)).one()
+    page = text(web.get(f"/logs?account={people.b.id}&status=retrying"))
+    assert f"/logs/deliveries/{d.id}/resend?attempt={first.id}" in page  # offered on retrying
+    return d, first
+
+
+def test_resend_of_a_retrying_delivery_that_succeeds_stops_its_retries(web, people, receiver,
+                                                                       work):
+    with freeze_time("2026-05-20 08:30") as clock:
+        d, first = _retrying(web, people, receiver, work, clock)
+        receiver.respond = [(200, b"fixed")]
+        resp = web.post(f"/logs/deliveries/{d.id}/resend?attempt={first.id}", headers=HX)
+        assert resp.status_code == 200 and "resend by sam@tnt.test" in text(resp)
+        assert "badge-delivered" in text(resp) and "Resend</button>" not in text(resp)
+        db.session.refresh(d)
+        assert (d.status, d.next_attempt_at, d.auto_attempts, d.attempts_count) == (
+            "delivered", None, 1, 2)
+        assert len(receiver.received()) == 1
+        # The retries it had scheduled (1, 5, 30 minutes) send nothing more.
+        for minutes in (1, 5, 30):
+            clock.tick(timedelta(minutes=minutes, seconds=1))
+            work()
+        assert receiver.received() == []
+        db.session.refresh(d)
+        assert (d.status, d.attempts_count) == ("delivered", 2)
+
+
+def test_resend_of_a_retrying_delivery_that_fails_keeps_its_schedule(web, people, receiver,
+                                                                     work):
+    with freeze_time("2026-05-20 08:30") as clock:
+        d, first = _retrying(web, people, receiver, work, clock)
+        due, auto = d.next_attempt_at, d.auto_attempts
+        clock.tick(timedelta(seconds=20))
+        resp = web.post(f"/logs/deliveries/{d.id}/resend?attempt={first.id}", headers=HX)
+        assert resp.status_code == 200 and "resend by sam@tnt.test" in text(resp)
+        assert "badge-retrying" in text(resp) and "Resend</button>" in text(resp)
+        db.session.refresh(d)
+        # One more attempt, not a second retry series: the same due time and automatic count.
+        assert (d.status, d.next_attempt_at, d.auto_attempts, d.attempts_count) == (
+            "retrying", due, auto, 2)
+        assert len(receiver.received()) == 1
+        # The automatic retry still comes when it was due, and the series goes on from there.
+        clock.tick(due - utcnow() + timedelta(seconds=1))
+        work()
+        assert len(receiver.received()) == 1
+        db.session.refresh(d)
+        assert (d.status, d.auto_attempts, d.attempts_count) == ("retrying", 2, 3)
+        triggers = [a.trigger for a in db.session.scalars(
+            select(Attempt).where(Attempt.delivery_id == d.id).order_by(Attempt.id))]
+        assert triggers == ["auto", "manual", "auto"]
+
+
 def test_chart_counts_attempts_per_hour_by_outcome(alice, endpoint):
     d = _delivery(endpoint)
     now = utcnow()
@@ -330,6 +440,28 @@ def test_chart_counts_attempts_per_hour_by_outcome(alice, endpoint):
     page = text(alice.get("/logs/chart", headers=HX))
     assert "<svg" in page and "2 succeeded" in page and "1 failed" in page
     assert len(re.findall(r'class="bar-ok"', page)) == 24
+
+
+def test_chart_keeps_settled_hours_and_counts_the_rest(app, alice, endpoint):
+    """Hours that can no longer change are counted once (kept in Redis); the last hour or so
+    is counted on every view; without Redis everything is counted."""
+    d = _delivery(endpoint)
+    now = utcnow()
+    db.session.execute(insert(Attempt), [_attempt(d, endpoint, now - timedelta(hours=2), ok=True),
+                                         _attempt(d, endpoint, now - timedelta(seconds=30))])
+    db.session.commit()
+    page = text(alice.get("/logs/chart", headers=HX))
+    assert "1 succeeded" in page and "1 failed" in page
+    # Rows that could not appear in a settled hour in real life show that it is not recounted.
+    db.session.execute(insert(Attempt), [_attempt(d, endpoint, now - timedelta(hours=2), ok=True),
+                                         _attempt(d, endpoint, now - timedelta(seconds=20))])
+    db.session.commit()
+    page = text(alice.get("/logs/chart", headers=HX))
+    assert "1 succeeded" in page and "2 failed" in page
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
+    app.extensions.pop("tnt_redis", None)
+    page = text(alice.get("/logs/chart", headers=HX))
+    assert "2 succeeded" in page and "2 failed" in page
 
 
 # --- messages -------------------------------------------------------------------------------

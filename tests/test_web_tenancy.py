@@ -84,6 +84,32 @@ def test_lists_show_only_the_customers_own_rows(alice, beta):
     assert f'id="attempt-{beta["attempt"]}"' not in page
 
 
+def test_queued_rows_keep_to_the_scope(app, alice, people, beta):
+    """Pending (queued) rows: a customer sees their own; support sees every account's, or one."""
+    def queued_delivery(account_id, endpoint_id, uid):
+        event = Event(account_id=account_id, type="sms.sent", body=b"{}")
+        d = Delivery(uid=uid, account_id=account_id, event=event, endpoint_id=endpoint_id,
+                     status="pending", next_attempt_at=utcnow())
+        db.session.add_all([event, d])
+        db.session.commit()
+        return f'id="delivery-{d.id}"'
+
+    mine = queued_delivery(people.a.id, endpoints.create(people.a.id, "http://127.0.0.1:9/a",
+                                                         ["sms.sent"]).id, "acme-queued")
+    bobs = queued_delivery(people.b.id, beta["endpoint"], "beta-queued")
+    for path in ("/logs?status=pending", f"/logs?status=pending&account={people.b.id}",
+                 f"/logs/rows?status=pending&endpoint_id={beta['endpoint']}"):
+        page = alice.get(path).get_data(as_text=True)
+        assert bobs not in page and "Beta hook" not in page, path
+    assert mine in alice.get("/logs?status=pending").get_data(as_text=True)
+    support = app.test_client()
+    sign_in(support, people.sam.email)
+    page = support.get("/logs?status=pending").get_data(as_text=True)
+    assert mine in page and bobs in page and ">Beta<" in page
+    page = support.get(f"/logs?status=pending&account={people.b.id}").get_data(as_text=True)
+    assert mine not in page and bobs in page
+
+
 def test_support_reaches_the_same_ids(app, people, beta):
     app.config["WTF_CSRF_ENABLED"] = False
     client = app.test_client()
@@ -91,3 +117,19 @@ def test_support_reaches_the_same_ids(app, people, beta):
     assert client.get(f"/endpoints/{beta['endpoint']}/edit").status_code == 200
     assert client.get(f"/logs/attempts/{beta['attempt']}", headers=HX).status_code == 200
     assert client.post(f"/messages/{beta['message']}/cancel", headers=HX).status_code == 200
+
+
+def test_ids_too_big_for_the_database_match_nothing(app, alice, people):
+    """Not a database error (a 500 on PostgreSQL, whose ids are 32-bit)."""
+    from tnt import apikeys
+
+    _key, raw = apikeys.create(people.a.id, "tests")
+    headers = {"Authorization": f"Bearer {raw}"}
+    huge = "99999999999"
+    for path in (f"/logs?endpoint_id={huge}", f"/logs?status=failed&endpoint_id={huge}",
+                 f"/logs?status=pending&endpoint_id={huge}", f"/logs/chart?endpoint_id={huge}",
+                 f"/logs/rows?before=2026-01-01T00:00:00_{huge}"):
+        assert alice.get(path).status_code == 200, path
+    for query in (f"endpoint_id={huge}", f"message_id={huge}", f"cursor={huge}"):
+        resp = app.test_client().get(f"/api/v1/deliveries?{query}", headers=headers)
+        assert resp.status_code == 200 and resp.get_json()["data"] == [], query

@@ -50,6 +50,9 @@ class Message(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    # The API's delivery listing and the Logs page's queued rows, filtered by mobile.
+    __table_args__ = (Index("ix_message_mobile", "mobile"),)
+
     def as_data(self) -> dict:
         """The `data` object of a webhook payload, keys in the spec's order."""
         from .clock import nairobi_iso
@@ -138,7 +141,10 @@ class Delivery(db.Model):
 class Attempt(db.Model):
     """One POST of a delivery, with what the customer's server answered.
 
-    Event type, message id and mobile are copied here so the Logs page filters one table.
+    Event type, message id and mobile are copied here so the Logs page filters one table (a
+    message id search goes through the message's events and deliveries: it has few attempts).
+    Every index here costs the delivery engine on each attempt it records: keep only those a
+    measured Logs query needs (bench/logs_page.py).
     """
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -162,17 +168,17 @@ class Attempt(db.Model):
     delivery: Mapped[Delivery] = relationship()
     requested_by: Mapped[User | None] = relationship()
 
+    # The Logs page lists newest first by (started_at, id) and pages by keyset: each filter is
+    # a range scan of one of these, never a sort of the whole table. (delivery_id's index above:
+    # a delivery's attempts, and the status filter when few deliveries are in that status.)
     __table_args__ = (
-        Index("ix_attempt_account_id_id", "account_id", "id"),
-        Index("ix_attempt_endpoint_id_id", "endpoint_id", "id"),
-        # The Logs page lists newest first by (started_at, id) and pages by keyset: each filter
-        # is a range scan of one of these, never a sort of the whole table.
-        Index("ix_attempt_started", "started_at", "id"),
-        # `ok` last: the 24 h chart and success rates read these indexes alone.
+        Index("ix_attempt_started", "started_at", "id"),  # support's "all accounts"
+        # A customer's log, date range and 24 h chart; `ok` last so the chart reads the index.
         Index("ix_attempt_account_started", "account_id", "started_at", "id", "ok"),
+        # The endpoint filter and the Endpoints page's 24 h success rates.
         Index("ix_attempt_endpoint_started", "endpoint_id", "started_at", "id", "ok"),
         Index("ix_attempt_account_event_started", "account_id", "event_type", "started_at", "id"),
-        Index("ix_attempt_message_started", "message_id", "started_at", "id"),
+        # A mobile may have thousands of messages: walked newest first, not sorted.
         Index("ix_attempt_mobile_started", "mobile", "started_at", "id"),
     )
 

@@ -7,7 +7,7 @@ from wtforms import StringField
 from .. import endpoints as service
 from ..errors import InvalidInput
 from ..models import EVENTS
-from . import queries
+from .. import hourly
 from .scope import list_scope, owner_scope
 
 bp = Blueprint("endpoints", __name__, url_prefix="/endpoints")
@@ -30,7 +30,7 @@ def index():
     account_id = list_scope()
     items = service.list_for(account_id)
     return render_template("endpoints/index.html", endpoints=items,
-                           rates=queries.success_rates([e.id for e in items]),
+                           rates=hourly.success_rates([e.id for e in items]),
                            account_id=account_id)
 
 
@@ -85,7 +85,7 @@ def toggle(endpoint_id: int):
     service.set_enabled(endpoint, not endpoint.enabled)
     if request.headers.get("HX-Request"):
         return render_template("endpoints/_row.html", e=endpoint,
-                               rate=queries.success_rates([endpoint.id]).get(endpoint.id))
+                               rate=hourly.success_rates([endpoint.id]).get(endpoint.id))
     return _to_index(endpoint.account_id)
 
 

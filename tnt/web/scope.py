@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 from .. import MAX_ID
 from ..extensions import db
+from ..logs import Scope
 from ..models import Account
 
 
@@ -23,6 +24,21 @@ def list_scope() -> int | None:
     if int(ref) > MAX_ID or db.session.get(Account, int(ref)) is None:
         abort(404)
     return int(ref)
+
+
+def log_scope() -> Scope:
+    """list_scope() as an explicit Scope: support with no ?account= reads all accounts."""
+    account_id = list_scope()
+    if account_id is None and current_user.is_support:
+        return Scope.all_accounts()
+    return Scope.account(account_id)
+
+
+def lookup_scope() -> Scope:
+    """owner_scope() as an explicit Scope: support may look up any account's rows by id."""
+    if current_user.is_support:
+        return Scope.all_accounts()
+    return Scope.account(current_user.account_id)
 
 
 def aurl(_endpoint: str, **values) -> str:
