@@ -70,7 +70,7 @@ SCHEMAS = {
     }),
     "EndpointList": obj({"data": {"type": "array", "items": ref("Endpoint")}}),
     "EndpointInput": obj({
-        "url": {"type": "string", "format": "uri", "maxLength": 2048,
+        "url": {"type": "string", "format": "uri", "maxLength": 2048, "pattern": "^https?://",
                 "examples": ["https://example.com/webhooks"],
                 "description": "http(s) URL (https only in production). Its host must resolve "
                 "to public addresses only: private, loopback, link-local and metadata "
