@@ -293,6 +293,19 @@ def test_expanding_a_row_shows_the_request_and_the_escaped_response(alice, endpo
     assert "&#34;event&#34;: &#34;sms.delivered&#34;" in page
 
 
+def test_the_detail_shows_the_signature_that_was_sent_not_todays(alice, endpoint, receiver,
+                                                                 work):
+    endpoints.send_test(endpoint)
+    work()
+    (request,) = receiver.received()
+    sent = request["headers"]["X-TalkNTalk-Signature"]
+    endpoints.set_secret(endpoint, endpoints.generate_secret())  # rotated since
+    attempt = db.session.scalars(select(Attempt)).one()
+    page = text(alice.get(f"/logs/attempts/{attempt.id}", headers=HX))
+    assert f"<dt>X-TalkNTalk-Signature</dt><dd>{sent}</dd>" in page
+    assert attempt.signature == sent
+
+
 def test_resend_updates_the_row_and_shows_the_new_attempt(alice, people, endpoint, receiver,
                                                           work):
     d = _delivery(endpoint)

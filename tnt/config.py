@@ -38,7 +38,8 @@ def from_env(env=os.environ) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,  # a dashboard tab left open an hour must still post
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Parameter values (signatures, message texts, mobiles) never reach logs or errors.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
         # The delivery engine (tnt.delivery.settings says what each one means).
         "TNT_DELIVERY_TIMEOUT": float(env.get("TNT_DELIVERY_TIMEOUT", "10")),  # the spec's 10 s
         # Shorter only for fault tests and bench/chaos.py: the lease must outlast a POST.

@@ -164,6 +164,8 @@ class Attempt(db.Model):
     response_headers: Mapped[str] = mapped_column(Text, default="")
     response_body: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(String(500))
+    # X-TalkNTalk-Signature as sent; loaded only when read (the Logs detail), not with every row
+    signature: Mapped[str | None] = mapped_column(String(80), deferred=True)
 
     delivery: Mapped[Delivery] = relationship()
     requested_by: Mapped[User | None] = relationship()

@@ -23,12 +23,12 @@ from ..states import MessageStatus
 from ..transport import Response
 from . import claiming, recording
 from .engine import Engine, new_transport
-from .outgoing import request_headers  # noqa: F401 - the dashboard shows these headers
+from .outgoing import request_headers, sent_headers  # noqa: F401 - the Logs show these
 from .recording import Answer
 from .settings import EngineSettings
 
 __all__ = ["deliver_due", "resend", "sweep", "settle", "shutdown", "end_pending",
-           "request_headers", "settings"]
+           "sent_headers", "settings"]
 
 
 def settings() -> EngineSettings:

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from .. import crypto
 from ..clock import utcnow
 from ..models import Delivery, Endpoint, Event, Message
-from .outgoing import Outgoing
+from .outgoing import Outgoing, sign
 from .settings import EngineSettings
 
 _paused_once = False
@@ -138,6 +138,7 @@ def _load(conn, ids: list[int]) -> list[Outgoing]:
             # (and is retried) with the reason in the Logs until the key is put back.
             o.secret, o.unusable = None, ("Not sent: its signing secret cannot be decrypted "
                                           "with TNT_SECRETS_KEY (see docs/security.md)")
+        sign(o)
     return items
 
 

@@ -30,6 +30,7 @@ class Outgoing:
     resend_requested_by_id: int | None
     lease_expires_at: datetime | None  # the lease as the database holds it
     unusable: str | None = None  # why it cannot be sent (its signing secret cannot be read)
+    signature: str | None = None  # X-TalkNTalk-Signature, when the endpoint has a secret
     token: str = ""  # the claim's lease token
     send_by: float = 0.0  # time.monotonic() after which no POST may start (see claiming)
 
@@ -38,14 +39,24 @@ class Outgoing:
         return State(self.status, self.auto_attempts, self.next_attempt_at, self.resend_pending)
 
 
-def request_headers(o) -> dict[str, str]:
-    """The headers of a delivery's POST (`o` has event_type, uid, body and secret)."""
+def sign(o: Outgoing) -> None:
+    """Sign the body with the endpoint's secret as read at claim time (kept with the attempt)."""
+    o.signature = signature(o.body, o.secret) if o.secret else None
+
+
+def request_headers(o: Outgoing) -> dict[str, str]:
+    """The headers of a delivery's POST."""
+    return sent_headers(o.event_type, o.uid, o.signature)
+
+
+def sent_headers(event_type: str, uid: str, signed: str | None) -> dict[str, str]:
+    """The headers a POST carried, from what is stored: the Logs show exactly these."""
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        "X-TalkNTalk-Event": o.event_type,
-        "X-TalkNTalk-Delivery": o.uid,
+        "X-TalkNTalk-Event": event_type,
+        "X-TalkNTalk-Delivery": uid,
     }
-    if o.secret:
-        headers["X-TalkNTalk-Signature"] = signature(o.body, o.secret)
+    if signed:
+        headers["X-TalkNTalk-Signature"] = signed
     return headers

@@ -130,6 +130,7 @@ def _attempt_row(a: Answer, decision: policy.Decision, ok: bool, number: int) ->
         "started_at": a.started, "duration_ms": r.duration_ms, "ok": ok,
         "status_code": r.status, "response_headers": json.dumps(r.headers),
         "response_body": r.body, "error": None if ok else decision.last_error,
+        "signature": o.signature,
     }
 
 

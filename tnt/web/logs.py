@@ -4,7 +4,6 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
@@ -144,10 +143,8 @@ def detail(attempt_id: int):
         abort(404, "No such attempt.")
     attempt = row[0]
     d = attempt.delivery
-    sent = SimpleNamespace(event_type=d.event.type, uid=d.uid, secret=d.endpoint.secret,
-                           body=d.event.body)
-    # The headers we send (tnt.delivery builds them); the secret itself is never shown.
-    headers = engine.request_headers(sent)
+    # The headers this attempt carried, its signature as sent (not one made with today's secret)
+    headers = engine.sent_headers(d.event.type, d.uid, attempt.signature)
     try:
         response_headers = json.loads(attempt.response_headers or "{}")
     except ValueError:
