@@ -44,6 +44,15 @@ def test_pages_need_sign_in(web):
         assert resp.status_code == 302 and "/login" in resp.location, path
 
 
+def test_an_anonymous_client_beside_a_signed_in_one_is_sent_to_sign_in(app, alice):
+    """Each test client request has its own context, as on a server: alice's sign-in (kept
+    by Flask-Login in `g`) must not leak into another client's request."""
+    assert alice.get("/endpoints").status_code == 200
+    resp = app.test_client().get("/endpoints")
+    assert resp.status_code == 302 and "/login" in resp.location
+    assert alice.get("/endpoints").status_code == 200
+
+
 def test_sign_in_and_out(web, people):
     resp = sign_in(web, people.alice.email, "wrong-password")
     assert resp.status_code == 401 and "Wrong email or password" in text(resp)
