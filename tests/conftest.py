@@ -17,6 +17,10 @@ from sqlalchemy import text
 from tnt import create_app
 from tnt.extensions import db
 
+# The app is production unless told otherwise; the tests (and the worker processes they start)
+# are development. Tests of production set TNT_ENV themselves.
+os.environ["TNT_ENV"] = "development"
+
 # Deadlines inside the HTTP client run on the real clock even while a test freezes time.
 freezegun.configure(extend_ignore_list=["tnt.transport", "urllib3", "http.client", "socket"])
 
