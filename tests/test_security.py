@@ -140,6 +140,22 @@ def test_forms_and_htmx_posts_without_the_csrf_token_are_refused(app, people, re
 
 # Production's network policy, for real ------------------------------------------------------
 
+def test_production_refuses_http_and_loopback_endpoints_at_save(production, people):
+    _key, raw = apikeys.create(people.a.id, "production")
+    api = production.test_client()
+    for url, message in [
+        ("http://93.184.216.34/hook", "Use an https:// URL: http is not allowed in production."),
+        ("https://127.0.0.1:8443/hook", "Loopback addresses are not allowed."),
+        ("https://localhost:8443/hook",
+         "Loopback addresses are not allowed (localhost resolves to one)."),
+    ]:
+        resp = api.post("/api/v1/endpoints", headers={"Authorization": f"Bearer {raw}"},
+                        json={"url": url, "events": ["sms.sent"]})
+        assert resp.status_code == 422, url
+        assert resp.get_json()["error"]["fields"]["url"] == message
+    assert db.session.scalars(select(Endpoint)).all() == []
+
+
 def test_production_refuses_http_and_loopback_at_delivery(production, people, receiver):
     """Endpoints that never passed production's save check (saved before, or written by hand)
     are refused when sent, by the engine's own transport built from production's config."""
