@@ -28,7 +28,8 @@ def signed_in(client) -> bool:
 
 # --- throttling ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("address", [lambda n: "198.51.100.7", lambda n: f"2001:db8:7:8::{n + 1:x}"],
+@pytest.mark.parametrize("address", [lambda n: "198.51.100.7",
+                                     lambda n: f"2001:db8:7:8::{n + 1:x}"],
                          ids=["one IPv4 address", "addresses of one IPv6 /64"])
 def test_many_emails_from_one_address_are_throttled(web, people, address):
     codes = [attempt(web, f"user{n}@spray.test", address=address(n)).status_code

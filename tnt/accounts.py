@@ -43,8 +43,8 @@ def create_user(email: str, password: str, *, role: str = "customer",
         errors["email"] = "Enter an email address."
     elif find_user(email):
         errors["email"] = "That email is taken."
-    if len(password or "") < MIN_PASSWORD:
-        errors["password"] = f"Use at least {MIN_PASSWORD} characters."
+    if problem := _password_problem(password):
+        errors["password"] = problem
     if role not in ("customer", "support"):
         errors["role"] = "Must be customer or support."
     elif role == "customer" and account_id is None:
@@ -66,6 +66,12 @@ def _normal(email: str) -> str:
     return (email or "").strip().lower()
 
 
+def _password_problem(password: str) -> str | None:
+    if len(password or "") < MIN_PASSWORD:
+        return f"Use at least {MIN_PASSWORD} characters."
+    return None
+
+
 def authenticate(email: str, password: str) -> User | None:
     """The user, if the password is right. An unknown email costs a hash check too, so the
     time taken does not tell whether an account exists."""
@@ -82,8 +88,8 @@ def _dummy_hash() -> str:
 
 def set_password(user: User, password: str) -> None:
     """Change the password and sign the user out everywhere."""
-    if len(password or "") < MIN_PASSWORD:
-        raise InvalidInput({"password": f"Use at least {MIN_PASSWORD} characters."})
+    if problem := _password_problem(password):
+        raise InvalidInput({"password": problem})
     user.password_hash = generate_password_hash(password)
     end_sessions(user)
 
@@ -111,8 +117,8 @@ def user_for_session(session_id: str) -> User | None:
 # sign-in in its scope, the right password included, until its oldest failure is 15 minutes
 # old. Emails count as typed, whether or not the account exists, so throttling does not tell.
 PAIR_LIMIT = parse("5 per 15 minutes")  # one email from one address
-ACCOUNT_LIMIT = parse("10 per 15 minutes")  # one email from any address (password spraying)
-ADDRESS_LIMIT = parse("20 per 15 minutes")  # any email from one address (or IPv6 /64)
+ACCOUNT_LIMIT = parse("10 per 15 minutes")  # one email from any address (guessing from many)
+ADDRESS_LIMIT = parse("20 per 15 minutes")  # any email from one address or IPv6 /64 (spraying)
 # An address the account signed in from is exempt from ACCOUNT_LIMIT this long, so strangers
 # failing its email elsewhere cannot lock its user out there.
 KNOWN_ADDRESS_SECONDS = 30 * 86400
@@ -139,6 +145,8 @@ def login_succeeded(email: str, address: str) -> None:
 
 
 def _throttle(email: str, address: str, *, count: bool) -> int:
+    """Seconds until the fullest scope of this sign-in has room (0: now), after counting a
+    failure in every scope if `count`."""
     who, where = _email_key(email), _address_key(address)
     try:
         limiter = _limiter()
