@@ -212,7 +212,7 @@ def test_a_save_waits_for_dns_at_most_3_s(stuck_dns):
     started = time.monotonic()
     with pytest.raises(UnsafeURL) as caught:
         check_url("https://hooks.stuck.test/x")
-    assert 2.9 <= time.monotonic() - started < 3.5
+    assert 2.9 <= time.monotonic() - started < 4.5  # the resolver would have taken 30 s
     assert str(caught.value) == "Looking up hooks.stuck.test took too long; try again in a minute."
 
 
@@ -226,7 +226,7 @@ def test_stuck_lookups_are_bounded_then_refused_at_once(stuck_dns, monkeypatch):
     started = time.monotonic()
     with pytest.raises(UnsafeURL) as caught:
         check_url("http://localhost/", allow_loopback=True)
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 0.5
     assert str(caught.value) == "Too many host name lookups are under way; try again in a minute."
     assert len(lookups()) == netguard.MAX_LOOKUPS
     # When the stuck lookups end, their slots come back.
