@@ -5,6 +5,10 @@ FLASK := $(VENV)/bin/flask --app app
 
 .PHONY: run test bench clean
 
+# Without TNT_ENV the app is production (real keys, https-only endpoints): these targets are
+# development. (The tests set it themselves, in tests/conftest.py.)
+run bench: export TNT_ENV := development
+
 $(VENV)/.run-deps: requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt

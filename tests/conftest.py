@@ -1,5 +1,6 @@
 """Fixtures: the app on SQLite (default) or TEST_DATABASE_URL, real Redis (TEST_REDIS_URL or the
 bundled server), and a real HTTP receiver."""
+import contextvars
 import json
 import os
 import queue as queue_mod
@@ -8,11 +9,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import freezegun
 import pytest
+from flask import has_app_context
+from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import text
 
 from tnt import create_app
 from tnt.extensions import db
+
+# The app is production unless told otherwise; the tests (and the worker processes they start)
+# are development. Tests of production set TNT_ENV themselves.
+os.environ["TNT_ENV"] = "development"
 
 # Deadlines inside the HTTP client run on the real clock even while a test freezes time.
 freezegun.configure(extend_ignore_list=["tnt.transport", "urllib3", "http.client", "socket"])
@@ -50,6 +57,18 @@ def _schema(database_url, redis_url):
     return normalise(database_url)
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose every request runs outside the test's own app context, so Flask
+    pushes a fresh one as a server does: nothing a request keeps in `g` (Flask-Login's user)
+    or in its database session is seen by the test or by another client's request."""
+
+    def open(self, *args, **kwargs):
+        response = contextvars.Context().run(super().open, *args, **kwargs)
+        if has_app_context():
+            db.session.expire_all()  # the test's objects then show what the request wrote
+        return response
+
+
 @pytest.fixture
 def app(_schema, redis_url):
     app = create_app({
@@ -63,6 +82,7 @@ def app(_schema, redis_url):
         "TNT_SIMULATED_DLR_DELAY": 0,
         "TNT_DRAIN_IDLE": 0.05,  # a burst worker's drain job ends soon after the work does
     })
+    app.test_client_class = IsolatedClient
     with app.app_context():
         _empty_tables()
         Redis.from_url(redis_url).flushdb()

@@ -20,10 +20,9 @@ from tnt.signing import signature
 
 def another_app(app, **config):
     """A second app on the same database and Redis, built from the environment like the real
-    one, with `config` on top."""
+    one (its network policy included), with `config` on top."""
     return create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
-                       "REDIS_URL": app.config["REDIS_URL"], "TNT_ALLOW_LOOPBACK": True,
-                       "TNT_HTTPS_ONLY": False, **config})
+                       "REDIS_URL": app.config["REDIS_URL"], **config})
 
 
 @contextmanager
@@ -43,6 +42,8 @@ def production(app, monkeypatch):
     monkeypatch.setenv("TNT_SECRETS_KEY", Fernet.generate_key().decode())
     prod = another_app(app)
     assert prod.config["TNT_ENV"] == "production"
+    assert prod.config["TNT_HTTPS_ONLY"] and not prod.config["TNT_ALLOW_LOOPBACK"]
+    prod.test_client_class = app.test_client_class
     with inside(prod):
         yield prod
 
@@ -135,6 +136,47 @@ def test_forms_and_htmx_posts_without_the_csrf_token_are_refused(app, people, re
     assert ok.status_code == 200
     db.session.expire_all()
     assert not db.session.get(Endpoint, e.id).enabled
+
+
+# Production's network policy, for real ------------------------------------------------------
+
+def test_production_refuses_http_and_loopback_endpoints_at_save(production, people):
+    _key, raw = apikeys.create(people.a.id, "production")
+    api = production.test_client()
+    for url, message in [
+        ("http://93.184.216.34/hook", "Use an https:// URL: http is not allowed in production."),
+        ("https://127.0.0.1:8443/hook", "Loopback addresses are not allowed."),
+        ("https://localhost:8443/hook",
+         "Loopback addresses are not allowed (localhost resolves to one)."),
+    ]:
+        resp = api.post("/api/v1/endpoints", headers={"Authorization": f"Bearer {raw}"},
+                        json={"url": url, "events": ["sms.sent"]})
+        assert resp.status_code == 422, url
+        assert resp.get_json()["error"]["fields"]["url"] == message
+    assert db.session.scalars(select(Endpoint)).all() == []
+
+
+def test_production_refuses_http_and_loopback_at_delivery(production, people, receiver):
+    """Endpoints that never passed production's save check (saved before, or written by hand)
+    are refused when sent, by the engine's own transport built from production's config."""
+    from tnt import worker
+    from tnt.models import Attempt
+
+    urls = {"http": receiver.url,
+            "loopback": f"https://127.0.0.1:{receiver.server.server_port}/hooks"}
+    deliveries = {}
+    for name, url in urls.items():
+        endpoint = Endpoint(account_id=people.a.id, url=url, events="sms.delivered")
+        db.session.add(endpoint)
+        db.session.commit()
+        deliveries[name] = endpoints.send_test(endpoint).id
+    worker.run(production, burst=True)
+    errors = {name: db.session.scalars(select(Attempt.error)
+                                       .where(Attempt.delivery_id == delivery_id)).one()
+              for name, delivery_id in deliveries.items()}
+    assert errors == {"http": "Refused: http is not allowed, use an https:// URL",
+                      "loopback": "Refused: 127.0.0.1 is a loopback address"}
+    assert receiver.received() == []
 
 
 # Secrets at rest -------------------------------------------------------------------------------

@@ -51,6 +51,21 @@ def create_user(email, password, role, account_ref):
     click.echo(f"user {user.id} {user.email} ({user.role})")
 
 
+@tnt_cli.command("set-password")
+@click.argument("email")
+def set_password(email):
+    """Set a user's password (prompted for, never an argument); signs them out everywhere."""
+    user = accounts.find_user(email)
+    if user is None:
+        raise click.ClickException(f"no user {email!r}")
+    password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        accounts.set_password(user, password)
+    except InvalidInput as exc:
+        _fail_on_invalid(exc)
+    click.echo(f"password changed for {user.email}; every session of theirs is signed out")
+
+
 @tnt_cli.command("create-endpoint")
 @click.option("--account", "account_ref", required=True, help="Account name or id.")
 @click.option("--url", required=True)

@@ -22,12 +22,18 @@ def embedded_redis_url() -> str:
 
 
 def from_env(env=os.environ) -> dict:
-    production = env.get("TNT_ENV", "development") == "production"
+    # Production unless development is asked for by name: a deploy that forgets TNT_ENV must
+    # not accept loopback or http endpoints, or run without real keys.
+    mode = env.get("TNT_ENV") or "production"
+    if mode not in ("production", "development"):
+        raise RuntimeError(f"TNT_ENV must be production or development, not {mode!r}")
+    production = mode == "production"
     secret_key = env.get("SECRET_KEY")
     if production and not secret_key:
-        raise RuntimeError("SECRET_KEY must be set when TNT_ENV=production")
+        raise RuntimeError("SECRET_KEY must be set in production (TNT_ENV unset or production); "
+                           "for local development set TNT_ENV=development (make run does)")
     return {
-        "TNT_ENV": "production" if production else "development",
+        "TNT_ENV": mode,
         "SECRET_KEY": secret_key or _dev_secret_key(),
         "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL")),
         "REDIS_URL": env.get("REDIS_URL") or embedded_redis_url(),

@@ -10,7 +10,11 @@ from . import config, demo
 
 
 def run(app_config, port: int) -> int:
-    env = dict(os.environ)
+    if app_config["TNT_ENV"] != "development":
+        print("flask tnt run is for development only: set TNT_ENV=development (make run does)",
+              file=sys.stderr)
+        return 2
+    env = dict(os.environ, TNT_ENV="development")  # the web, worker and receiver processes too
     procs = []
     try:
         if not os.environ.get("REDIS_URL"):

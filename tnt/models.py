@@ -26,8 +26,14 @@ class User(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(String(16), default="customer")  # customer | support
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Part of every session's id: raising it ends all of them (tnt.accounts.end_sessions).
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
     account: Mapped[Account | None] = relationship()
+
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session; tnt.accounts.user_for_session reads it."""
+        return f"{self.id}:{self.session_epoch}"
 
     @property
     def is_support(self) -> bool:

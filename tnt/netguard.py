@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import threading
 from urllib.parse import urlsplit
 
 import idna
@@ -25,6 +26,14 @@ import idna
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_URL_LENGTH = 2048
+
+# A save waits at most this long for DNS: the C resolver alone may take 12 s or more (its
+# timeout times attempts times servers), and every such wait holds a web thread.
+LOOKUP_TIMEOUT = 3.0
+# getaddrinfo cannot be cancelled: a lookup past its deadline goes on in its thread. At most
+# this many run at once per process, so lookups stuck on a dead DNS server cannot pile up.
+MAX_LOOKUPS = 4
+_lookup_slots = threading.BoundedSemaphore(MAX_LOOKUPS)
 
 # kind -> the start of the message a user sees.
 _LABELS = {
@@ -133,8 +142,9 @@ _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f\\]")
 class UnsafeURL(ValueError):
     """An endpoint URL or address that must not be used. str(e) is the user-facing message.
 
-    `address` and `kind` are set when a specific IP was refused (kind is e.g. "private"),
-    so the transport can say "Refused: 10.0.0.1 is a private address".
+    `kind` is set when an address was refused (e.g. "private"). `address` is set only by
+    `unsafe_address`, so the transport can log "Refused: 10.0.0.1 is a private address";
+    save-time refusals never carry the address.
     """
 
     def __init__(self, message: str, *, address: str | None = None, kind: str | None = None):
@@ -187,10 +197,17 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
-def _refuse(ip: IPAddress, kind: str, host: str | None = None) -> UnsafeURL:
+def _refuse(ip: IPAddress, kind: str) -> UnsafeURL:
+    """The transport's refusal of an address it was about to connect to."""
     shown = _show(ip)
-    where = f"{host} resolves to {shown}" if host else shown
-    return UnsafeURL(f"{_LABELS[kind]} are not allowed ({where}).", address=shown, kind=kind)
+    return UnsafeURL(f"{_LABELS[kind]} are not allowed ({shown}).", address=shown, kind=kind)
+
+
+def _refuse_at_save(kind: str, host: str | None = None) -> UnsafeURL:
+    """A refusal shown to whoever saves the endpoint: the kind of address only. Never the
+    address, nor what a name resolved to: that would map internal DNS for anyone who asks."""
+    where = f" ({host} resolves to one)" if host else ""
+    return UnsafeURL(f"{_LABELS[kind]} are not allowed{where}.", kind=kind)
 
 
 def _show(ip: IPAddress) -> str:
@@ -237,17 +254,14 @@ def ascii_host(host: str) -> str:
 
 
 def resolve_checked(host: str, port: int, *, allow_loopback: bool = False) -> list[str]:
-    """Resolve once; check every address; return the safe IPs.
+    """Resolve once, within LOOKUP_TIMEOUT; check every address; return the safe IPs.
 
     Raises UnsafeURL if ANY address is unsafe (a name with one internal address is
-    not trusted at all) or if nothing resolves.
+    not trusted at all), if nothing resolves in time, or if too many lookups are stuck.
     """
     if not host:
         raise UnsafeURL("The URL has no host.")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, OSError):
-        raise UnsafeURL(f"Could not resolve host {host}.") from None
+    infos = _getaddrinfo(host, port)
     ips: list[str] = []
     for *_, sockaddr in infos:
         if sockaddr[0] not in ips:
@@ -255,12 +269,34 @@ def resolve_checked(host: str, port: int, *, allow_loopback: bool = False) -> li
     if not ips:
         raise UnsafeURL(f"Could not resolve host {host}.")
     for text in ips:
-        ip = _parse_ip(text)
-        kind = unsafe_kind(ip, allow_loopback=allow_loopback)
+        kind = unsafe_kind(_parse_ip(text), allow_loopback=allow_loopback)
         if kind:
-            literal = _literal_ip(host)
-            raise _refuse(ip, kind, None if literal == ip else host)
+            raise _refuse_at_save(kind, host if _literal_ip(host) is None else None)
     return ips
+
+
+def _getaddrinfo(host: str, port: int) -> list:
+    """socket.getaddrinfo in a thread of its own, waited for at most LOOKUP_TIMEOUT."""
+    if not _lookup_slots.acquire(blocking=False):
+        raise UnsafeURL("Too many host name lookups are under way; try again in a minute.")
+    answer: list = []
+    done = threading.Event()
+
+    def lookup():
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (UnicodeError, OSError):  # socket.gaierror is an OSError
+            pass
+        finally:
+            _lookup_slots.release()
+            done.set()
+
+    threading.Thread(target=lookup, name="netguard-lookup", daemon=True).start()
+    if not done.wait(LOOKUP_TIMEOUT):
+        raise UnsafeURL(f"Looking up {host} took too long; try again in a minute.")
+    if not answer:
+        raise UnsafeURL(f"Could not resolve host {host}.")
+    return answer[0]
 
 
 def check_url(
@@ -301,7 +337,7 @@ def check_url(
     if ip is not None:
         kind = unsafe_kind(ip, allow_loopback=allow_loopback)
         if kind:
-            raise _refuse(ip, kind)
+            raise _refuse_at_save(kind)
         return url
     if parts.netloc.startswith("["):
         raise UnsafeURL("The URL is not valid.")

@@ -5,10 +5,10 @@ from flask import render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from .. import accounts
 from ..clock import NAIROBI
 from ..errors import Conflict, InvalidInput, NotFound
-from ..extensions import db, login_manager
-from ..models import User
+from ..extensions import login_manager
 
 
 def register(app) -> None:
@@ -22,9 +22,7 @@ def register(app) -> None:
     login_manager.login_message = "Sign in to continue."
     login_manager.login_message_category = "info"
 
-    @login_manager.user_loader
-    def load_user(user_id: str):
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    login_manager.user_loader(accounts.user_for_session)  # refuses ended sessions
 
     app.jinja_env.filters["nairobi"] = nairobi
     app.jinja_env.filters["nairobi_short"] = nairobi_short

@@ -1,4 +1,5 @@
 """Sign in and out."""
+import math
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -32,14 +33,14 @@ def login():
         email, ip = form.email.data or "", request.remote_addr or ""
         wait = accounts.login_locked_for(email, ip)
         if wait:
-            form.password.errors.append(f"Too many failed attempts. Try again in {wait} s.")
+            form.password.errors.append(f"Too many failed attempts. Try again in {_span(wait)}.")
             status = 429
         else:
             user = accounts.authenticate(email, form.password.data)
             if user is None:
                 wait = accounts.login_failed(email, ip)
                 form.password.errors.append(
-                    "Wrong email or password." + (f" Try again in {wait} s." if wait else ""))
+                    "Wrong email or password." + (f" Try again in {_span(wait)}." if wait else ""))
                 status = 429 if wait else 401
             else:
                 accounts.login_succeeded(email, ip)
@@ -51,9 +52,14 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    accounts.end_sessions(current_user)  # every copy of the session, not only this browser's
     logout_user()
     flash("Signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+def _span(seconds: int) -> str:
+    return f"{seconds} s" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
 
 
 def _safe_next(target: str | None) -> str:

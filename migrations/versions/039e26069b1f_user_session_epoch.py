@@ -1,0 +1,27 @@
+"""user: session_epoch (signing out or a new password ends every session)
+
+Revision ID: 039e26069b1f
+Revises: 9b02c9356833
+Create Date: 2026-11-30 06:30:00.000000
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '039e26069b1f'
+down_revision = '9b02c9356833'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('user', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('session_epoch', sa.Integer(), server_default='0',
+                                      nullable=False))
+
+
+def downgrade():
+    with op.batch_alter_table('user', schema=None) as batch_op:
+        batch_op.drop_column('session_epoch')
