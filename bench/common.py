@@ -13,6 +13,9 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/tnt_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/3"
 
+# The benchmarks run on this machine with loopback receivers: development, not production.
+os.environ.setdefault("TNT_ENV", "development")
+
 # One signing-secrets key for the bench process and the workers it starts: each worker has its
 # own instance folder, where a development key would otherwise be made per process.
 if not os.environ.get("TNT_SECRETS_KEY"):

@@ -1,7 +1,7 @@
 """user: session_epoch (signing out or a new password ends every session)
 
 Revision ID: 039e26069b1f
-Revises: 9b02c9356833
+Revises: 6905f2775d92
 Create Date: 2026-11-30 06:30:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '039e26069b1f'
-down_revision = '9b02c9356833'
+down_revision = '6905f2775d92'
 branch_labels = None
 depends_on = None
 
