@@ -92,7 +92,7 @@ def test_flushall_mid_flow_loses_nothing(app, account, endpoint, hooks, spawn, r
     queue.kick()
     wait_until(hooks.first_hit.is_set, 30, "the first POST", [worker])
     queue.enqueue(jobs.deliver_due, [d.id for d in deliveries()])  # lost by the flush
-    Redis.from_url(redis_url).flushall()
+    Redis.from_url(redis_url).flushdb()  # everything of ours (not other runs' databases)
     wait_until(lambda: sum(d.status == "delivered" for d in deliveries()) >= 1, 30,
                "the running batch", [worker])
     # The worker survived the flush: a new event's kick reaches it.
@@ -115,7 +115,7 @@ def test_retries_scheduled_in_redis_survive_flushall_through_the_sweeper(
         retried = {i for job_id in scheduled.get_job_ids()
                    for i in Job.fetch(job_id, connection=queue.redis()).args[0]}
         assert retried == {d.id for d in deliveries()}  # the 1-minute retries, in Redis
-        Redis.from_url(redis_url).flushall()  # ... gone
+        Redis.from_url(redis_url).flushdb()  # ... gone
         hooks.status = 200
         clock.tick(60)
         work()
