@@ -5,13 +5,14 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from web_fixtures import PASSWORD
 from web_fixtures import browser_sign_in as sign_in
 
-from tnt import delivery, endpoints
+from tnt import accounts, delivery, endpoints
 from tnt.clock import utcnow
 from tnt.extensions import db
-from tnt.models import Attempt, Delivery
+from tnt.models import Attempt, Delivery, Endpoint, Event
 
 # Screenshots go to a temporary folder; `TNT_SCREENSHOTS_DIR=docs/screenshots make test`
 # refreshes the README's pictures.
@@ -301,15 +302,10 @@ LONG_REASONS = ["HTTP 503: not a 2xx response", "Timed out after 10 s",
 def long_content(people):
     """An account with a long name, an endpoint with a long URL and every event, and attempts
     with every kind of long cell: retrying with a next time, manual resends by a long email,
-    long transport errors, a test event with the longest event name; one delivery queued."""
-    from sqlalchemy import insert
-
-    from tnt import accounts
-    from tnt.models import Endpoint, Event
-
+    long transport errors, 9-digit message ids and tests, the longest event name; one delivery
+    queued."""
     acct = accounts.create_account("Kenya Commercial Logistics & Freight Holdings Ltd")
-    someone = accounts.create_user("someone@long-domain.example", "correct-horse-1",
-                                   role="support")
+    someone = accounts.create_user("someone@long-domain.example", PASSWORD, role="support")
     e = Endpoint(account_id=acct.id, url=LONG_URL, events=" ".join(endpoints.EVENTS),
                  description="Freight tracking: SMS status callbacks for the dispatch team",
                  secret="whsec_long_content_secret")
@@ -318,7 +314,7 @@ def long_content(people):
     now = utcnow()
     rows = []
     for i, reason in enumerate(LONG_REASONS):
-        event = Event(account_id=acct.id, type="sms.undelivered", body=b"{}", is_test=True)
+        event = Event(account_id=acct.id, type="sms.undelivered", body=b"{}", is_test=i % 2 == 1)
         d = Delivery(uid=f"long-{i}", account_id=acct.id, event=event, endpoint_id=e.id,
                      status="retrying", next_attempt_at=now + timedelta(minutes=30))
         db.session.add(d)
@@ -387,10 +383,8 @@ def test_no_cell_is_cut_off_at_1360_px_for_support_staff(page, people):
     """Support staff see the Account column too; with the longest realistic content, every
     table fits its card at 1360 px, no cell is cut off, and log rows keep to one line. The
     account's own users (no Account column, so longer values shown) too."""
-    from tnt import accounts
-
     e = long_content(people)
-    accounts.create_user("ops@freight.example", "correct-horse-1", account_id=e.account_id)
+    accounts.create_user("ops@freight.example", PASSWORD, account_id=e.account_id)
     for email in (people.sam.email, "ops@freight.example"):
         sign_in(page, email)
         for path in ("/logs", "/logs?status=pending", "/endpoints", f"/endpoints/{e.id}"):
