@@ -5,13 +5,14 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from web_fixtures import PASSWORD
 from web_fixtures import browser_sign_in as sign_in
 
-from tnt import delivery, endpoints
+from tnt import accounts, delivery, endpoints
 from tnt.clock import utcnow
 from tnt.extensions import db
-from tnt.models import Attempt, Delivery
+from tnt.models import Attempt, Delivery, Endpoint, Event
 
 # Screenshots go to a temporary folder; `TNT_SCREENSHOTS_DIR=docs/screenshots make test`
 # refreshes the README's pictures.
@@ -136,6 +137,16 @@ def test_customer_journey(page, people, receiver, work):
     expect(page.locator("tr.log-row").nth(1)).to_contain_text("delivered")
     expect(page.locator("tr.log-row").nth(1).locator("button:has-text('Resend')")).to_have_count(0)
 
+    # The endpoint's own page: its settings, its 24 hours, its recent deliveries.
+    page.click("nav >> text=Endpoints")
+    page.click(f"#endpoints a:has-text('{receiver.url}')")
+    expect(page.locator("h1")).to_have_text(receiver.url)
+    expect(page.locator("#endpoint-summary")).to_contain_text("requests are signed")
+    expect(page.locator("svg.chart")).to_be_visible()
+    expect(page.locator("tr.log-row")).to_have_count(7)
+    expect(page.locator("tr.log-row").first).to_contain_text("✓ 200")
+    shot(page, "endpoint")
+
     # Toggle and delete on the Endpoints page.
     page.click("nav >> text=Endpoints")
     switch = page.locator("button.switch").first
@@ -148,6 +159,46 @@ def test_customer_journey(page, people, receiver, work):
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("button:has-text('Delete')")
     expect(page.locator("#endpoints tbody tr")).to_have_count(0)
+
+
+def test_an_endpoints_page_and_its_actions(page, people, receiver, work):
+    """Toggle by htmx, a test event (to the Logs filtered to it), expand and resend its
+    deliveries, delete after confirming (back to the list): all on the endpoint's page."""
+    from playwright.sync_api import expect
+
+    e = endpoints.create(people.a.id, receiver.url, ["sms.sent"], "Orders service")
+    sign_in(page, people.alice.email)
+    page.click(f"#endpoints a:has-text('{receiver.url}')")
+    page.wait_for_url(f"**/endpoints/{e.id}")
+    switch = page.locator("#endpoint-summary button.switch")
+    test = page.locator("#endpoint-summary button:has-text('Send test event')")
+    switch.click()
+    expect(switch).to_have_attribute("aria-checked", "false")
+    expect(test).to_be_disabled()  # the summary swapped as a whole
+    switch.click()
+    expect(switch).to_have_attribute("aria-checked", "true")
+
+    receiver.respond = [(503, b"busy")]
+    test.click()
+    page.wait_for_url(f"**/logs?endpoint_id={e.id}")
+    work()
+    page.goto(f"/endpoints/{e.id}")
+    row = page.locator("tr.log-row").first
+    expect(row.locator(".outcome")).to_have_text("✕ 503")
+    expect(row.locator(".outcome")).to_have_attribute("title", "HTTP 503: not a 2xx response")
+    row.click()
+    expect(page.locator("tr.detail-row:visible")).to_contain_text("HTTP 503: not a 2xx response")
+    receiver.respond = [(200, b"ok")]
+    row.locator("button:has-text('Resend')").click()
+    expect(page.locator("tr.log-row.fresh")).to_contain_text("✓ 200")
+
+    dialogs = []
+    page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+    page.click("#endpoint-summary button:has-text('Delete')")
+    page.wait_for_url("**/endpoints")
+    assert dialogs and dialogs[0].startswith("Delete the endpoint")
+    expect(page.locator(".banner-success")).to_contain_text("Endpoint deleted")
+    expect(page.get_by_text("No endpoints yet")).to_be_visible()
 
 
 def test_support_resends_another_accounts_delivery(page, people, receiver, work):
@@ -236,3 +287,122 @@ def test_logs_rows_expand_and_fold_from_the_keyboard(page, people, receiver, wor
     page.keyboard.press("Enter")
     expect(detail).to_be_hidden()
     expect(button).to_have_attribute("aria-expanded", "false")
+
+
+# Long content: the widest rows support staff meet. -------------------------------------------
+
+LONG_URL = ("https://webhooks.logistics-and-freight-holdings.example.co.ke/api/v2/integrations/"
+            "talkntalk/sms-status?token=6f1c9a3e7b2d48f0a5c3e9d1b7f24a6c8e0d3b5f7a9c1e2d4f6b8a0c")
+LONG_REASONS = ["HTTP 503: not a 2xx response", "Timed out after 10 s",
+                "TLS error: certificate verify failed: unable to get local issuer certificate",
+                "Refused: 10.0.0.5 is a private-use address", "Connection refused",
+                "Could not resolve host webhooks.logistics-and-freight-holdings.example.co.ke"]
+
+
+def long_content(people):
+    """An account with a long name, an endpoint with a long URL and every event, and attempts
+    with every kind of long cell: retrying with a next time, manual resends by a long email,
+    long transport errors, 9-digit message ids and tests, the longest event name; one delivery
+    queued."""
+    acct = accounts.create_account("Kenya Commercial Logistics & Freight Holdings Ltd")
+    someone = accounts.create_user("someone@long-domain.example", PASSWORD, role="support")
+    e = Endpoint(account_id=acct.id, url=LONG_URL, events=" ".join(endpoints.EVENTS),
+                 description="Freight tracking: SMS status callbacks for the dispatch team",
+                 secret="whsec_long_content_secret")
+    db.session.add(e)
+    db.session.commit()
+    now = utcnow()
+    rows = []
+    for i, reason in enumerate(LONG_REASONS):
+        event = Event(account_id=acct.id, type="sms.undelivered", body=b"{}", is_test=i % 2 == 1)
+        d = Delivery(uid=f"long-{i}", account_id=acct.id, event=event, endpoint_id=e.id,
+                     status="retrying", next_attempt_at=now + timedelta(minutes=30))
+        db.session.add(d)
+        db.session.flush()
+        for n, trigger in ((1, "auto"), (2, "manual")):
+            rows.append({
+                "delivery_id": d.id, "account_id": acct.id, "endpoint_id": e.id,
+                "event_type": "sms.undelivered", "message_id": 123456789,
+                "mobile": "254712345678", "number": n, "trigger": trigger,
+                "requested_by_id": someone.id if trigger == "manual" else None,
+                "started_at": now - timedelta(minutes=10 * i + n), "duration_ms": 10000,
+                "ok": False, "status_code": 503 if reason.startswith("HTTP") else None,
+                "response_body": "", "error": reason})
+    queued = Event(account_id=acct.id, type="sms.undelivered", body=b"{}", is_test=True)
+    db.session.add(Delivery(uid="long-queued", account_id=acct.id, event=queued,
+                            endpoint_id=e.id, status="pending", next_attempt_at=now))
+    db.session.commit()
+    db.session.execute(insert(Attempt), rows)
+    db.session.commit()
+    return e
+
+
+CLIPPED = """() => {
+  const out = [];
+  for (const wrap of document.querySelectorAll('.table-wrap'))
+    if (wrap.scrollWidth > wrap.clientWidth)
+      out.push(`table wider than its card: ${wrap.scrollWidth} > ${wrap.clientWidth}`);
+  for (const tr of document.querySelectorAll('table tr')) {
+    if (!tr.getClientRects().length) continue;  // hidden (a detail row not yet opened)
+    const name = tr.id || tr.className || 'header';
+    if (tr.scrollWidth > tr.clientWidth)
+      out.push(`${name}: ${tr.scrollWidth} > ${tr.clientWidth}`);
+    for (const td of tr.cells)
+      if (td.scrollWidth > td.clientWidth)
+        out.push(`${name}, ${td.dataset.label || td.textContent.trim()}: cut off`);
+  }
+  // A value shortened on purpose (an ellipsis) has its whole text in its title.
+  for (const el of document.querySelectorAll('.clip'))
+    if (el.scrollWidth > el.clientWidth && !el.title.includes(el.textContent.trim()))
+      out.push(`${el.textContent.trim()}: cut off, and not whole in its title`);
+  return out;
+}"""
+
+WRAPPED = """() => {
+  // Log rows keep to one line: no cell's content is taller than 1.6 of its lines.
+  const out = [];
+  for (const td of document.querySelectorAll('tr.log-row > td')) {
+    if (!td.getClientRects().length) continue;  // a column hidden on this page
+    const range = document.createRange();
+    range.selectNodeContents(td);
+    if (range.getBoundingClientRect().height > 1.6 * parseFloat(getComputedStyle(td).lineHeight))
+      out.push(`${td.parentElement.id}, ${td.dataset.label}: ${td.innerText.trim()}`);
+  }
+  return out;
+}"""
+
+SIDEWAYS = """() => {
+  const doc = document.documentElement, wrap = document.querySelector('.table-wrap');
+  const wider = wrap.scrollWidth > wrap.clientWidth;
+  wrap.scrollLeft = 100;
+  return {page: doc.scrollWidth - doc.clientWidth, table_scrolls: wider && wrap.scrollLeft > 0};
+}"""
+
+
+def test_no_cell_is_cut_off_at_1360_px_for_support_staff(page, people):
+    """Support staff see the Account column too; with the longest realistic content, every
+    table fits its card at 1360 px, no cell is cut off, and log rows keep to one line. The
+    account's own users (no Account column, so longer values shown) too."""
+    e = long_content(people)
+    accounts.create_user("ops@freight.example", PASSWORD, account_id=e.account_id)
+    for email in (people.sam.email, "ops@freight.example"):
+        sign_in(page, email)
+        for path in ("/logs", "/logs?status=pending", "/endpoints", f"/endpoints/{e.id}"):
+            page.goto(path)
+            page.wait_for_load_state("networkidle")
+            assert page.evaluate(CLIPPED) == [], (email, path)
+            assert page.evaluate(WRAPPED) == [], (email, path)
+        page.click("button:has-text('Sign out')")
+
+
+def test_narrower_screens_scroll_a_table_inside_its_card_never_the_page(page, people):
+    e = long_content(people)
+    sign_in(page, people.sam.email)
+    paths = ("/logs", "/logs?status=pending", "/endpoints", f"/endpoints/{e.id}")
+    for width, table_scrolls in ((800, True), (400, False)):  # 400: a phone, rows as cards
+        page.set_viewport_size({"width": width, "height": 900})
+        for path in paths:
+            page.goto(path)
+            page.wait_for_load_state("networkidle")
+            assert page.evaluate(SIDEWAYS) == {"page": 0, "table_scrolls": table_scrolls}, (
+                width, path)

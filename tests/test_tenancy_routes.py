@@ -115,7 +115,7 @@ def test_every_id_route_is_404_for_another_account(app, people, ids, bob_key, re
     problems, calls = tenancy_problems(app, people, ids, bob_key)
     assert problems == []
     # Every id route was reached: dashboard ones twice (page, htmx), API ones once per method.
-    assert calls >= 2 * 9 + 13, calls
+    assert calls >= 2 * 10 + 13, calls
     assert snapshot() == before  # nothing of A's (or anyone's) changed
     assert receiver.received() == []  # and nothing was sent to A's endpoint
 

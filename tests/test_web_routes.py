@@ -8,10 +8,12 @@ from freezegun import freeze_time
 from sqlalchemy import insert, select
 from web_fixtures import PASSWORD, sign_in
 
-from tnt import endpoints, messages
+from tnt import endpoints, messages, transport
 from tnt.clock import utcnow
+from tnt.delivery import policy
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery, Endpoint, Event, Message
+from tnt.web.logs import short_reason
 
 HX = {"HX-Request": "true"}
 
@@ -189,7 +191,64 @@ def test_send_test_event_is_delivered_and_marked_as_test(alice, endpoint, receiv
     work()
     assert [r["event"] for r in receiver.json()] == ["sms.sent"]
     page = text(alice.get(resp.location))
-    assert "badge-test" in page and "✓ OK" in page and "delivered" in page
+    assert "badge-test" in page and "✓ 200" in page and "delivered" in page
+
+
+# --- an endpoint's page ---------------------------------------------------------------------
+
+def test_the_list_links_each_endpoint_to_its_page(alice, endpoint):
+    page = text(alice.get("/endpoints"))
+    assert f'<a class="url" href="/endpoints/{endpoint.id}">{endpoint.url}</a>' in page
+
+
+def test_an_endpoints_page_shows_its_settings_24_hours_recent_deliveries_and_actions(
+        alice, people, endpoint, receiver):
+    mine, other = _delivery(endpoint), _delivery(
+        endpoints.create(people.a.id, receiver.url + "/other", ["sms.sent"]))
+    now = utcnow()
+    db.session.execute(insert(Attempt), [
+        _attempt(mine, endpoint, now - timedelta(seconds=i), number=i + 1) for i in range(12)]
+        + [_attempt(other, other.endpoint, now)])
+    db.session.commit()
+    page = text(alice.get(f"/endpoints/{endpoint.id}"))
+    assert f'<h1 class="url">{endpoint.url}</h1>' in page and "Acme hook" in page
+    assert all(f'<span class="chip">{name}</span>' in page for name in endpoints.EVENTS)
+    assert "requests are signed" in page and "whsec_acme_secret_value" not in page
+    assert "0%</span>" in page and "of 12" in page
+    # The 24 h chart of this endpoint alone.
+    assert f'hx-get="/logs/chart?endpoint_id={endpoint.id}"' in page
+    assert "12 failed" in text(alice.get(f"/logs/chart?endpoint_id={endpoint.id}", headers=HX))
+    # Its newest attempts (the other endpoint's aren't), and all of them in the Logs.
+    newest = db.session.scalars(select(Attempt.id).where(Attempt.endpoint_id == endpoint.id)
+                                .order_by(Attempt.started_at.desc()).limit(10)).all()
+    assert re.findall(r'id="attempt-(\d+)"', page) == [str(i) for i in newest]
+    assert f'href="/logs?endpoint_id={endpoint.id}"' in page
+    # Its actions: edit, toggle (htmx), a test event, delete (confirmed).
+    assert f'href="/endpoints/{endpoint.id}/edit"' in page
+    assert f'hx-post="/endpoints/{endpoint.id}/toggle?on=page"' in page
+    assert f'action="/endpoints/{endpoint.id}/test"' in page
+    assert f'hx-post="/endpoints/{endpoint.id}/delete?on=page"' in page and "hx-confirm=" in page
+
+
+def test_toggle_and_delete_on_an_endpoints_page(alice, endpoint):
+    resp = alice.post(f"/endpoints/{endpoint.id}/toggle?on=page", headers=HX)
+    # The page's summary comes back (its test button follows the switch), not a list row.
+    assert text(resp).startswith('<section class="card endpoint-summary" id="endpoint-summary">')
+    assert 'aria-checked="false"' in text(resp) and "Enable the endpoint first" in text(resp)
+    resp = alice.post(f"/endpoints/{endpoint.id}/delete?on=page", headers=HX)
+    assert resp.status_code == 204 and resp.headers["HX-Redirect"] == "/endpoints"
+    assert "Endpoint deleted." in text(alice.get("/endpoints"))
+    # A deleted endpoint has no page, like its edit form.
+    assert alice.get(f"/endpoints/{endpoint.id}").status_code == 404
+    assert alice.get(f"/endpoints/{endpoint.id}/edit").status_code == 404
+
+
+def test_saving_an_edit_returns_to_the_endpoints_page(alice, endpoint, receiver):
+    form = text(alice.get(f"/endpoints/{endpoint.id}/edit"))
+    assert f'<a class="btn btn-quiet" href="/endpoints/{endpoint.id}">Cancel</a>' in form
+    resp = alice.post(f"/endpoints/{endpoint.id}/edit", data={"url": receiver.url,
+                                                              "events": ["sms.sent"]})
+    assert resp.status_code == 302 and resp.location.endswith(f"/endpoints/{endpoint.id}")
 
 
 # --- logs -----------------------------------------------------------------------------------
@@ -210,9 +269,45 @@ def test_logs_show_every_attempt_with_its_columns(alice, endpoint, receiver, wor
     work()
     page = text(alice.get("/logs"))
     assert "sms.cancelled" in page and ">254712345600<" in page and f">{msg.id}<" in page
-    assert "#1" in page and ">503<" in page and "HTTP 503" in page and " ms<" in page
-    assert "badge-retrying" in page and "next " in page
+    # The outcome is short, its whole reason the title (and in the expanded row).
+    assert "#1" in page and 'title="HTTP 503: not a 2xx response">✕ 503<' in page
+    assert " ms<" in page and "badge-retrying" in page and "next " in page
     assert 'hx-get="/logs/chart' in page
+
+
+@pytest.mark.parametrize("reason, status, short", [
+    (policy.failure_reason(503, None), 503, "503"),
+    (policy.failure_reason(302, None, "https://elsewhere.example/"), 302, "302"),
+    (policy.failure_reason(None, None), None, "no response"),
+    ("Timed out after 10 s", None, "timeout"),
+    ("Connection refused", None, "refused"),
+    ("Refused: 10.0.0.5 is a private-use address", None, "blocked"),
+    ("TLS error: certificate verify failed: unable to get local issuer certificate", None, "TLS"),
+    ("Could not resolve host hooks.example.invalid", None, "DNS"),
+    ("Connection reset by the server", None, "reset"),
+    ("Connection closed without a response", None, "closed"),
+    (transport._CUT, 200, "closed"),  # a 2xx whose body broke off
+    ("Connection failed: Network is unreachable", None, "unreachable"),
+    (transport._INVALID, None, "bad response"),
+    (transport._HEADERS_TOO_LARGE, None, "bad response"),
+    (transport._TOO_MANY_INTERIM, None, "bad response"),
+    (policy.NOT_SENT, None, "not sent"),
+    ("Not sent: its signing secret cannot be decrypted with TNT_SECRETS_KEY", None, "not sent"),
+    ("Internal error in the transport", None, "error"),
+])
+def test_every_failure_reason_has_a_short_label(reason, status, short):
+    assert short_reason(reason, status) == short
+
+
+def test_a_transport_failure_shows_a_short_outcome_and_its_whole_reason(alice, people, work):
+    e = endpoints.create(people.a.id, "http://127.0.0.1:9/refused", ["sms.sent"])
+    endpoints.send_test(e, "sms.sent")
+    work()
+    attempt = db.session.scalars(select(Attempt)).one()
+    page = text(alice.get("/logs"))
+    assert f'<span class="outcome fail" title="{attempt.error}">✕ refused</span>' in page
+    detail = text(alice.get(f"/logs/attempts/{attempt.id}", headers=HX))
+    assert f'<p class="error">{attempt.error}</p>' in detail
 
 
 def test_logs_filters_live_in_the_url(alice, people, endpoint, receiver, work):
@@ -536,6 +631,43 @@ def test_support_sees_every_account_and_filters_by_one(web, people, receiver):
     page = text(web.get(f"/endpoints?account={people.b.id}"))
     assert receiver.url + "/a" not in page and receiver.url + "/b" in page
     assert web.get("/endpoints?account=999").status_code == 404
+
+
+def test_support_sees_account_names_linked_to_their_filter(web, people, receiver):
+    """Not the account's id: its name, linked to that account's Endpoints or Logs."""
+    from tnt import apikeys
+
+    e = endpoints.create(people.b.id, receiver.url, ["sms.sent"])
+    _delivery(e, status="pending")
+    db.session.execute(insert(Attempt), [_attempt(_delivery(e), e, utcnow())])
+    db.session.commit()
+    apikeys.create(people.b.id, "beta-key")
+    sign_in(web, people.sam.email)
+    b = people.b.id
+
+    def cell(view):
+        return f'<a class="clip" href="/{view}?account={b}" title="Beta">Beta</a>'
+
+    assert f'<td data-label="Account">{cell("logs")}</td>' in text(web.get("/logs"))
+    assert f'<td data-label="Account">{cell("logs")}</td>' in text(web.get("/logs?status=pending"))
+    assert f"<td>{cell('endpoints')}</td>" in text(web.get("/api-keys"))
+    assert cell("endpoints") in text(web.get(f"/endpoints/{e.id}"))
+    assert f'<td data-label="Account">{cell("endpoints")}</td>' in text(web.get("/endpoints"))
+    row = text(web.post(f"/endpoints/{e.id}/toggle", headers=HX))  # the row htmx swaps in
+    assert f'<td data-label="Account">{cell("endpoints")}</td>' in row
+
+
+def test_support_reaches_any_accounts_endpoint_page(web, people, receiver):
+    e = endpoints.create(people.b.id, receiver.url, ["sms.sent"], secret="whsec_beta_secret")
+    sign_in(web, people.sam.email)
+    # From the list of every account, the link names the endpoint's account ...
+    assert f'href="/endpoints/{e.id}?account={people.b.id}"' in text(web.get("/endpoints"))
+    page = text(web.get(f"/endpoints/{e.id}?account={people.b.id}"))
+    assert receiver.url in page and "whsec_beta_secret" not in page
+    assert f'endpoint_id={e.id}&amp;account={people.b.id}' in page  # chart, Logs link
+    # ... and the account bar, on a page about one endpoint, goes to the chosen account's list.
+    assert '<form class="account-filter" method="get" action="/endpoints">' in page
+    assert web.get(f"/endpoints/{e.id}").status_code == 200
 
 
 def test_support_resend_records_who_did_it(web, people, receiver):

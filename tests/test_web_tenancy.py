@@ -42,6 +42,7 @@ def alice(app, people):
 def routes(ids):
     e, d, a, m = ids["endpoint"], ids["delivery"], ids["attempt"], ids["message"]
     return [
+        ("GET", f"/endpoints/{e}"),
         ("GET", f"/endpoints/{e}/edit"),
         ("POST", f"/endpoints/{e}/edit"),
         ("POST", f"/endpoints/{e}/toggle"),
@@ -114,6 +115,7 @@ def test_support_reaches_the_same_ids(app, people, beta):
     app.config["WTF_CSRF_ENABLED"] = False
     client = app.test_client()
     sign_in(client, people.sam.email)
+    assert client.get(f"/endpoints/{beta['endpoint']}").status_code == 200
     assert client.get(f"/endpoints/{beta['endpoint']}/edit").status_code == 200
     assert client.get(f"/logs/attempts/{beta['attempt']}", headers=HX).status_code == 200
     assert client.post(f"/messages/{beta['message']}/cancel", headers=HX).status_code == 200

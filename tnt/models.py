@@ -87,6 +87,8 @@ class Endpoint(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column()
 
+    account: Mapped[Account] = relationship()
+
     @property
     def event_list(self) -> list[str]:
         return self.events.split()
@@ -203,6 +205,8 @@ class ApiKey(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+    account: Mapped[Account] = relationship()
 
     @property
     def active(self) -> bool:

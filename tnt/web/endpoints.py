@@ -1,16 +1,19 @@
-"""Webhooks -> Endpoints: list, create, edit, toggle, delete, send a test event."""
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+"""Webhooks -> Endpoints: list, an endpoint's page, create, edit, toggle, delete, send a test
+event."""
+from flask import Blueprint, flash, redirect, render_template, request
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import StringField
 
 from .. import endpoints as service
+from .. import hourly, logs
 from ..errors import InvalidInput
 from ..models import EVENTS
-from .. import hourly
-from .scope import list_scope, owner_scope
+from .logs import RESENDABLE
+from .scope import aurl, list_scope, owner_scope
 
 bp = Blueprint("endpoints", __name__, url_prefix="/endpoints")
+RECENT = 10  # attempts an endpoint's page lists; the Logs, filtered to it, have the rest
 
 
 @bp.before_request
@@ -34,6 +37,15 @@ def index():
                            account_id=account_id)
 
 
+@bp.get("/<int:endpoint_id>")
+def show(endpoint_id: int):
+    """The endpoint's settings and actions, its last 24 hours and its latest attempts."""
+    endpoint = service.get(owner_scope(), endpoint_id)
+    q = logs.LogQuery(logs.Scope.account(endpoint.account_id), endpoint_id=endpoint.id)
+    return render_template("endpoints/show.html", e=endpoint, rate=_rate(endpoint),
+                           rows=logs.attempts(q, limit=RECENT), resendable=RESENDABLE)
+
+
 @bp.route("/new", methods=["GET", "POST"])
 def new():
     account_id = list_scope()
@@ -50,7 +62,7 @@ def new():
             errors = exc.fields
         else:
             flash(f"Endpoint {endpoint.url} created.", "success")
-            return _to_index(account_id)
+            return _go(_index_url(endpoint))
     return _form(form, None, chosen, errors, account_id)
 
 
@@ -69,7 +81,7 @@ def edit(endpoint_id: int):
             errors = exc.fields
         else:
             flash("Endpoint saved.", "success")
-            return _to_index(endpoint.account_id)
+            return _go(_page_url(endpoint))
     return _form(form, endpoint, chosen, errors, endpoint.account_id)
 
 
@@ -84,19 +96,20 @@ def toggle(endpoint_id: int):
     endpoint = service.get(owner_scope(), endpoint_id)
     service.set_enabled(endpoint, not endpoint.enabled)
     if request.headers.get("HX-Request"):
-        return render_template("endpoints/_row.html", e=endpoint,
-                               rate=hourly.success_rates([endpoint.id]).get(endpoint.id))
-    return _to_index(endpoint.account_id)
+        # The switch is in the endpoint's row of the list, or in the summary on its page.
+        template = "endpoints/_summary.html" if _from_its_page() else "endpoints/_row.html"
+        return render_template(template, e=endpoint, rate=_rate(endpoint))
+    return redirect(_page_url(endpoint) if _from_its_page() else _index_url(endpoint))
 
 
 @bp.post("/<int:endpoint_id>/delete")
 def delete(endpoint_id: int):
     endpoint = service.get(owner_scope(), endpoint_id)
     service.delete(endpoint)
-    if request.headers.get("HX-Request"):
+    if request.headers.get("HX-Request") and not _from_its_page():
         return ""  # the row swaps to nothing
     flash("Endpoint deleted.", "success")
-    return _to_index(endpoint.account_id)
+    return _go(_index_url(endpoint))
 
 
 @bp.post("/<int:endpoint_id>/test")
@@ -104,10 +117,7 @@ def send_test(endpoint_id: int):
     endpoint = service.get(owner_scope(), endpoint_id)
     service.send_test(endpoint, request.form.get("event") or "sms.delivered")
     flash(f"Test event queued for {endpoint.url}. It appears below within seconds.", "success")
-    args = {"endpoint_id": endpoint.id}
-    if current_user.is_support:
-        args["account"] = endpoint.account_id
-    return redirect(url_for("logs.index", **args))
+    return redirect(aurl("logs.index", _account=endpoint.account_id, endpoint_id=endpoint.id))
 
 
 def _hides_secret(endpoint) -> bool:
@@ -126,9 +136,25 @@ def _form(form, endpoint, chosen, errors, account_id):
                            show_secret=endpoint is None or not _hides_secret(endpoint)), status
 
 
-def _to_index(account_id):
-    args = {"account": account_id} if current_user.is_support else {}
-    url = url_for("endpoints.index", **args)
+def _rate(endpoint) -> tuple[int, int] | None:
+    return hourly.success_rates([endpoint.id]).get(endpoint.id)
+
+
+def _from_its_page() -> bool:
+    """The action was taken on the endpoint's own page (`?on=page`), not in the list."""
+    return request.args.get("on") == "page"
+
+
+def _page_url(endpoint) -> str:
+    return aurl("endpoints.show", _account=endpoint.account_id, endpoint_id=endpoint.id)
+
+
+def _index_url(endpoint) -> str:
+    return aurl("endpoints.index", _account=endpoint.account_id)
+
+
+def _go(url: str):
+    """Redirect; to htmx (a form it posted), as HX-Redirect."""
     if request.headers.get("HX-Request"):
         return "", 204, {"HX-Redirect": url}
     return redirect(url)

@@ -70,6 +70,35 @@ class LogForm:
         )
 
 
+# The Outcome cell's label for a failed attempt, by how its reason (tnt.delivery.policy's or
+# tnt.transport's) begins; the whole reason is the cell's title and is in the expanded row.
+SHORT_REASONS = (
+    ("Timed out", "timeout"),
+    ("Connection refused", "refused"),
+    ("Refused: ", "blocked"),  # the address is one netguard forbids
+    ("TLS error", "TLS"),
+    ("Could not resolve host", "DNS"),
+    ("Connection reset", "reset"),
+    ("Connection closed", "closed"),
+    ("Connection failed", "unreachable"),
+    ("Invalid HTTP response", "bad response"),
+    ("Response header", "bad response"),
+    ("Too many", "bad response"),
+    ("No response", "no response"),
+    ("Not sent", "not sent"),
+    ("Endpoint disabled or deleted", "not sent"),
+)
+
+
+@bp.app_template_filter()
+def short_reason(reason: str | None, status_code: int | None = None) -> str:
+    """"503" for an answer that was not a 2xx, "timeout", "TLS", ... for the rest."""
+    reason = reason or ""
+    if status_code and reason.startswith("HTTP "):
+        return str(status_code)
+    return next((short for start, short in SHORT_REASONS if reason.startswith(start)), "error")
+
+
 def _id(raw: str) -> int | None:
     """An id from the URL; one too big for the database is 0, which no row has (not a 500)."""
     if not raw.isdigit():

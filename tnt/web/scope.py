@@ -41,10 +41,11 @@ def lookup_scope() -> Scope:
     return Scope.account(current_user.account_id)
 
 
-def aurl(_endpoint: str, **values) -> str:
-    """url_for that keeps support's chosen account across pages."""
+def aurl(_endpoint: str, _account: int | None = None, **values) -> str:
+    """url_for that keeps support's chosen account across pages; `_account` names the account
+    of the thing a link is about instead (customers' links never carry an account)."""
     if getattr(current_user, "is_support", False) and "account" not in values:
-        chosen = request.args.get("account", "")
+        chosen = str(_account) if _account is not None else request.args.get("account", "")
         if chosen.isdigit():
             values["account"] = chosen
     return url_for(_endpoint, **values)
