@@ -5,11 +5,13 @@ from .. import MAX_ID, deliveries, delivery, logs
 from ..phones import for_search
 from . import schemas
 from .core import account_id, bp, page
-from .openapi import CONFLICT
+from .openapi import error
 
 
 def log_query(filters: dict) -> logs.LogQuery:
-    """The checked query parameters (or bulk-resend body) as a LogQuery of the key's account."""
+    """The checked query parameters (or bulk-resend body) as a LogQuery of the key's account.
+    An id too big for the database becomes 0, which no row has."""
+    filters = filters | {k: 0 for k in ("endpoint_id", "message_id") if filters.get(k, 0) > MAX_ID}
     if filters.get("mobile"):
         filters = filters | {"mobile": for_search(filters["mobile"])}
     return logs.LogQuery(logs.Scope.account(account_id()), **filters)
@@ -51,7 +53,7 @@ def get_delivery(delivery_id):
 @bp.post("/deliveries/<int:delivery_id>/resend", tags=["deliveries"])
 @bp.arguments(schemas.NoBody, required=False)
 @bp.response(200, schemas.DeliveryDetail)
-@bp.alt_response(409, **CONFLICT)
+@bp.alt_response(409, **error(409))
 def resend_delivery(_body, delivery_id):
     """Resend delivery"""
     # An API key is not a dashboard user: the attempt is logged as manual with no requester.

@@ -11,7 +11,7 @@ from .. import messages
 from . import schemas
 from .core import Blueprint
 from .errors import ApiError
-from .openapi import CONFLICT
+from .openapi import error
 
 bp = Blueprint("provider", __name__, url_prefix="/provider")
 
@@ -31,7 +31,8 @@ def _authorised():
 @bp.doc(security=[{"dlrSecret": []}])
 @bp.arguments(schemas.DeliveryReport)
 @bp.response(200, schemas.DeliveryReportResult)
-@bp.alt_response(409, **CONFLICT)
+@bp.alt_response(404, **error(404))
+@bp.alt_response(409, **error(409))
 def delivery_report(report):
     """Carrier delivery report"""
     msg = messages.record_delivery_report(report["message_id"], report["status"])

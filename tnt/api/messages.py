@@ -4,7 +4,7 @@ from flask import url_for
 from .. import messages
 from . import schemas
 from .core import account_id, bp, page
-from .openapi import CONFLICT
+from .openapi import error
 
 
 @bp.post("/messages", tags=["messages"])
@@ -38,7 +38,7 @@ def get_message(message_id):
 @bp.post("/messages/<int:message_id>/cancel", tags=["messages"])
 @bp.arguments(schemas.NoBody, required=False)
 @bp.response(200, schemas.Message)
-@bp.alt_response(409, **CONFLICT)
+@bp.alt_response(409, **error(409))
 def cancel_message(_body, message_id):
     """Cancel message"""
     return messages.cancel_message(account_id(), message_id)

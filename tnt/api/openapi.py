@@ -25,7 +25,13 @@ ERRORS = {
     "422": "Invalid fields or parameters; `error.fields` names each one.",
     "429": "Rate limit for this key exceeded; see `Retry-After`.",
 }
-CONFLICT = {"schema": schemas.Error, "description": ERRORS["409"]}  # for bp.alt_response
+
+
+def error(code: int) -> dict:
+    """An error an operation answers beyond what Operations finds: `bp.alt_response(code,
+    **error(code))`."""
+    return {"schema": schemas.Error, "description": ERRORS[str(code)]}
+
 
 # Operations whose answer carries an object's id, and where: linked to every operation that
 # takes that id in its path.
@@ -54,7 +60,7 @@ class Operations(BasePlugin):
             op["operationId"] = re.sub(r"\W+", "_", op["summary"].lower())
             params = op.get("parameters", [])
             responses = {str(code): answer for code, answer in op["responses"].items()}
-            codes = {"409"} & responses.keys()
+            codes = {"404", "409"} & responses.keys()  # declared with error()
             if "requestBody" in op:
                 codes |= {"400", "413", "422"}
             if any(p["in"] == "query" for p in params):

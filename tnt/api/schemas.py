@@ -123,7 +123,10 @@ class Time(_Messages, fields.Field):
             raise self.make_error("invalid") from None
         if parsed.tzinfo is None:  # shown in Nairobi time, so read in it too
             parsed = parsed.replace(tzinfo=NAIROBI)
-        return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # a moment in year 1 or 9999 that UTC puts outside them
+            return datetime.min if parsed.year == 1 else datetime.max
 
 
 def Choice(choices, **kwargs) -> Str:
@@ -134,6 +137,11 @@ def Choice(choices, **kwargs) -> Str:
 def Id(**kwargs) -> Int:
     return Int(validate=validate.Range(1, MAX_ID, error="Must be between {min} and {max}."),
                **kwargs)
+
+
+def IdFilter(**kwargs) -> Int:
+    """An id to filter by: one too big to exist simply matches nothing."""
+    return Int(validate=validate.Range(1, error="Must be at least {min}."), **kwargs)
 
 
 def Event(**kwargs) -> Str:
@@ -253,11 +261,11 @@ class TestInput(Body):
 class BulkResendInput(Body):
     """The filters of the deliveries list; a bulk resend takes them as its body."""
 
-    endpoint_id = Id()
+    endpoint_id = IdFilter()
     event = Event()
     since = When("Created at or after.")
     until = When("Created before.")
-    message_id = Id()
+    message_id = IdFilter()
     mobile = Str(validate=validate.Length(max=200, error="At most {max} characters."),
                  metadata={"description": "A mobile number, in any form the API takes."})
 
@@ -282,7 +290,7 @@ class Query(Schema):
         for name in data:
             value = data[name]
             if isinstance(self.fields.get(name), fields.Integer) and re.fullmatch(
-                    "[0-9]{1,18}", value):
+                    "[0-9]{1,4000}", value):  # int() reads at most 4300 digits
                 value = int(value)
             out[name] = value
         return out
