@@ -15,7 +15,6 @@ import time
 
 import pytest
 import schemathesis
-from sqlalchemy import delete
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -27,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from sqlalchemy import delete
 
 from tnt import endpoints, events, messages
 from tnt.extensions import db

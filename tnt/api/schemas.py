@@ -10,9 +10,17 @@ domain (tnt.endpoints, tnt.messages) after the schema.
 """
 import re
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 from .. import MAX_ID
 from ..clock import NAIROBI, nairobi_iso
@@ -46,8 +54,7 @@ _SEP = rf"[{WS}()\-]*"
 MOBILE = (rf"^{_SEP}(?:0|(?:\+{_SEP})?2{_SEP}5{_SEP}4){_SEP}[17](?:{_SEP}[0-9]){{8}}{_SEP}$")
 SENDER_ID = rf"^[{WS}]*[A-Za-z0-9](?:[A-Za-z0-9 ]{{0,9}}[A-Za-z0-9])?[{WS}]*$"  # stripped
 SECRET = "[!-~]{8,255}"  # tnt.endpoints.SECRET: visible ASCII
-SECRET_ERROR = ("Use 8 to 255 visible characters (letters, digits, punctuation; no spaces), or "
-                "none.")
+SECRET_ERROR = "Use 8 to 255 visible characters (letters, digits, punctuation; no spaces)."
 CURSOR = "^[0-9]{1,18}$"
 # RFC 3339 date-time (the offset may be left out) or full-date; fromisoformat then checks the
 # calendar.
@@ -124,7 +131,7 @@ class Time(_Messages, fields.Field):
         if parsed.tzinfo is None:  # shown in Nairobi time, so read in it too
             parsed = parsed.replace(tzinfo=NAIROBI)
         try:
-            return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+            return parsed.astimezone(UTC).replace(tzinfo=None)
         except OverflowError:  # a moment in year 1 or 9999 that UTC puts outside them
             return datetime.min if parsed.year == 1 else datetime.max
 
@@ -197,7 +204,8 @@ class SendMessage(Body):
                     metadata={"examples": ["TALKNTALK"], "description":
                               "1 to 11 letters, digits or spaces (spaces around it are "
                               "trimmed); default TALKNTALK."})
-    simulate = Choice(SimulatedProvider.OUTCOMES, allow_none=True, metadata={"description": "Simulated carrier only: force the outcome."})
+    simulate = Choice(SimulatedProvider.OUTCOMES, allow_none=True, metadata={
+        "description": "Simulated carrier only: force the outcome."})
 
     def check(self, data):
         from .. import messages
@@ -207,6 +215,8 @@ class SendMessage(Body):
 
 
 def _url(**kwargs) -> Str:
+    # The documented pattern is a hint; the scheme, the host and its addresses are the domain's
+    # to check (tnt.netguard), which says why a URL is refused.
     return Str(validate=validate.Length(max=2048), metadata={
         "format": "uri", "pattern": "^https?://", "examples": ["https://example.com/webhooks"],
         "description": "An http(s) URL (https only in production). Its host must resolve to "
@@ -225,7 +235,8 @@ class EndpointUpdate(Body):
                                    "description": "Events to receive. Left out when creating: "
                                    "all of them."})
     description = Str(validate=validate.Length(max=255, error="At most {max} characters."))
-    secret = Str(allow_none=True, pattern=f"^(?:{SECRET})?$", pattern_error=SECRET_ERROR,
+    secret = Str(allow_none=True, pattern=f"^(?:{SECRET})?$",
+                 pattern_error=SECRET_ERROR[:-1] + ", or \"\" for none.",
                  metadata={"description": "Signing secret: 8 to 255 visible ASCII characters "
                            "(no spaces); null or \"\" for none."})
     enabled = Bool()
