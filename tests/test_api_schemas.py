@@ -3,6 +3,7 @@ invalid is refused with a 422 naming each field, and what it calls valid is take
 import pytest
 from api_helpers import assert_error
 
+from tnt import messages
 from tnt.extensions import db
 from tnt.models import Message
 
@@ -34,6 +35,15 @@ def test_times_are_rfc_3339_date_times_or_dates(api, value, ok):
     else:
         assert assert_error(resp, 422)["fields"] == {
             "since": "Must be an ISO 8601 date or date-time."}
+
+
+def test_a_cursor_past_every_id_pages_from_the_newest(api, account):
+    """Not a database error (a 500 on PostgreSQL, whose ids are 32-bit)."""
+    msg = messages.send_sms(account.id, "0712345678", "A", "x", simulate="hold")
+    resp = api.get("/api/v1/messages?cursor=254712345678")
+    assert resp.status_code == 200, resp.get_json()
+    assert [m["id"] for m in resp.get_json()["data"]] == [msg.id]
+    assert api.get("/api/v1/deliveries?cursor=254712345678").status_code == 200
 
 
 def test_a_mobile_number_has_ascii_digits_and_separators_anywhere(api):

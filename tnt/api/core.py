@@ -5,7 +5,7 @@ import hashlib
 import flask_smorest
 from flask import current_app, g, request
 
-from .. import apikeys, deliveries, endpoints, logs, messages
+from .. import MAX_ID, apikeys, deliveries, endpoints, logs, messages
 from .errors import MAX_BODY, ApiError, handle_exception
 from .parsing import Parser
 
@@ -92,6 +92,12 @@ def _path_ids_are_the_accounts():
 
 def account_id() -> int:
     return g.account_id
+
+
+def before_id(cursor: str | None) -> int | None:
+    """The id a `cursor` pages below; one past the database's ids: as if none were bigger
+    (PostgreSQL refuses to compare its 32-bit ids with it)."""
+    return None if cursor is None else min(int(cursor), MAX_ID)
 
 
 def page(items: list, limit: int, cursor_of=lambda item: item.id) -> dict:

@@ -4,7 +4,7 @@ import json
 from .. import MAX_ID, deliveries, delivery, logs
 from ..phones import for_search
 from . import schemas
-from .core import account_id, bp, page
+from .core import account_id, before_id, bp, page
 from .openapi import error
 
 
@@ -38,8 +38,7 @@ def _detail(delivery_id) -> dict:
 def list_deliveries(args):
     """List deliveries"""
     cursor, limit = args.pop("cursor", None), args.pop("limit", 50)
-    before = None if cursor is None else min(int(cursor), MAX_ID)  # beyond: none is bigger
-    rows = logs.deliveries(log_query(args), before_id=before, limit=limit)
+    rows = logs.deliveries(log_query(args), before_id=before_id(cursor), limit=limit)
     return page([delivery_json(*row) for row in rows], limit, lambda d: d["id"])
 
 

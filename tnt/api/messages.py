@@ -3,7 +3,7 @@ from flask import url_for
 
 from .. import messages
 from . import schemas
-from .core import account_id, bp, page
+from .core import account_id, before_id, bp, page
 from .openapi import error
 
 
@@ -23,8 +23,7 @@ def send_message(body):
 def list_messages(args):
     """List messages"""
     cursor, limit = args.pop("cursor", None), args.pop("limit", 50)
-    items = messages.search(account_id(), before_id=None if cursor is None else int(cursor),
-                            limit=limit, **args)
+    items = messages.search(account_id(), before_id=before_id(cursor), limit=limit, **args)
     return page(items, limit)
 
 
