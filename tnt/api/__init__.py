@@ -9,7 +9,7 @@ def limiter_storage_uri(redis_url: str) -> str:
 
 
 def register(app) -> None:
-    """Attach the API blueprints, their JSON errors, CSRF exemption and the per-key rate limit."""
+    """Attach the API blueprints, their document, CSRF exemption and the per-key rate limit."""
     from flask_limiter import Limiter
 
     from ..extensions import csrf
@@ -31,6 +31,5 @@ def register(app) -> None:
     app.extensions["tnt_limiter"] = limiter
 
     app.before_request(core.routing_error_for_api)
-    app.register_blueprint(core.bp)
-    app.register_blueprint(dlr.bp)
+    openapi.init_app(app, [core.bp, dlr.bp])
     app.register_blueprint(dashboard.bp)

@@ -27,23 +27,21 @@ SAMPLE_IDS = {"message_id": "9041", "endpoint_id": "1", "delivery_id": "1"}
 
 def curl_examples(base_url: str) -> list[dict]:
     """One curl line per operation of the OpenAPI document."""
-    doc = openapi.document()
     out = []
-    for path, ops in doc["paths"].items():
-        for method, op in ops.items():
-            url = base_url.rstrip("/") + path
-            for name, value in SAMPLE_IDS.items():
-                url = url.replace("{" + name + "}", value)
-            auth = "$TNT_DLR_SECRET" if path.startswith("/provider/") else "$TNT_API_KEY"
-            parts = [f"curl -X {method.upper()} '{url}'"]
-            if op.get("security") != []:
-                parts.append(f'-H "Authorization: Bearer {auth}"')
-            body = EXAMPLE_BODIES.get(op["operationId"])
-            if body is not None:
-                parts.append("-H 'Content-Type: application/json'")
-                parts.append("-d '" + json.dumps(body) + "'")
-            out.append({"method": method.upper(), "path": path, "summary": op["summary"],
-                        "tag": op["tags"][0], "curl": " \\\n  ".join(parts)})
+    for path, method, op in openapi.operations(openapi.document()):
+        url = base_url.rstrip("/") + path
+        for name, value in SAMPLE_IDS.items():
+            url = url.replace("{" + name + "}", value)
+        auth = "$TNT_DLR_SECRET" if path.startswith("/provider/") else "$TNT_API_KEY"
+        parts = [f"curl -X {method.upper()} '{url}'"]
+        if op.get("security") != []:
+            parts.append(f'-H "Authorization: Bearer {auth}"')
+        body = EXAMPLE_BODIES.get(op["operationId"])
+        if body is not None:
+            parts.append("-H 'Content-Type: application/json'")
+            parts.append("-d '" + json.dumps(body) + "'")
+        out.append({"method": method.upper(), "path": path, "summary": op["summary"],
+                    "tag": op["tags"][0], "curl": " \\\n  ".join(parts)})
     return out
 
 

@@ -5,33 +5,35 @@ from an RQ job (`tnt.jobs.report_delivery`).
 """
 import hmac
 
-from flask import Blueprint, current_app, request
+from flask import current_app, request
 
 from .. import messages
-from .core import ApiError, handle_exception, json_body
+from . import schemas
+from .core import Blueprint
+from .errors import ApiError
+from .openapi import error
 
 bp = Blueprint("provider", __name__, url_prefix="/provider")
-bp.register_error_handler(Exception, handle_exception)
 
 
-def _authorised() -> bool:
-    expected = current_app.config.get("TNT_DLR_SECRET") or ""
-    header = request.headers.get("Authorization", "")
-    scheme, _, presented = header.partition(" ")
-    if not expected or scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(presented.strip().encode(), expected.encode())
-
-
-@bp.post("/dlr")
-def delivery_report():
+@bp.before_request
+def _authorised():
     request.max_content_length = 64 * 1024
-    if not _authorised():
+    expected = current_app.config.get("TNT_DLR_SECRET") or ""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if not (expected and scheme.lower() == "bearer"
+            and hmac.compare_digest(presented.strip().encode(), expected.encode())):
         raise ApiError(401, "unauthorized", "Send the shared secret: `Authorization: Bearer "
                        "<TNT_DLR_SECRET>`.", headers={"WWW-Authenticate": 'Bearer realm="dlr"'})
-    body = json_body({"message_id": int, "status": str}, required=("message_id", "status"))
-    if body["status"] not in ("delivered", "undelivered"):
-        raise ApiError(422, "invalid_input", "Some fields are not valid.",
-                       {"status": "Must be delivered or undelivered."})
-    msg = messages.record_delivery_report(body["message_id"], body["status"])
+
+
+@bp.post("/dlr", tags=["provider"])
+@bp.doc(security=[{"dlrSecret": []}])
+@bp.arguments(schemas.DeliveryReport)
+@bp.response(200, schemas.DeliveryReportResult)
+@bp.alt_response(404, **error(404))
+@bp.alt_response(409, **error(409))
+def delivery_report(report):
+    """Carrier delivery report"""
+    msg = messages.record_delivery_report(report["message_id"], report["status"])
     return {"message_id": msg.id, "status": msg.status}

@@ -1,57 +1,47 @@
 """/api/v1/endpoints: CRUD, enable/disable, the signing secret, test events (tnt.endpoints)."""
-from flask import url_for
+from flask import Response, url_for
 
 from .. import deliveries, endpoints
-from .core import account_id, bp, iso, json_body
+from . import schemas
+from .core import account_id, bp
 from .deliveries import delivery_json
-
-FIELDS = {"url": str, "events": "list[str]", "description": str, "secret": "str?",
-          "enabled": bool}
-
-
-def endpoint_json(e) -> dict:
-    return {
-        "id": e.id,
-        "url": e.url,
-        "description": e.description,
-        "events": e.event_list,
-        "enabled": e.enabled,
-        "has_secret": bool(e.secret),
-        "secret": e.secret,  # API keys belong to the endpoint's owner, who may see it
-        "created_at": iso(e.created_at),
-    }
 
 
 def _endpoint(endpoint_id):
     return endpoints.get(account_id(), endpoint_id)
 
 
-@bp.get("/endpoints")
+@bp.get("/endpoints", tags=["endpoints"])
+@bp.response(200, schemas.EndpointList)
 def list_endpoints():
-    return {"data": [endpoint_json(e) for e in endpoints.list_for(account_id())]}
+    """List endpoints"""
+    return {"data": endpoints.list_for(account_id())}
 
 
-@bp.post("/endpoints")
-def create_endpoint():
-    body = json_body(FIELDS, required=("url",), check=lambda b: endpoints.validate(
-        b.get("url", ""), b.get("events"), b.get("description", ""), b.get("secret")))
+@bp.post("/endpoints", tags=["endpoints"])
+@bp.arguments(schemas.EndpointInput)
+@bp.response(201, schemas.Endpoint)
+def create_endpoint(body):
+    """Create endpoint"""
     e = endpoints.create(account_id(), body["url"], body.get("events"),
                          body.get("description", ""), body.get("secret"),
                          enabled=body.get("enabled", True))
-    return endpoint_json(e), 201, {"Location": url_for("api.get_endpoint", endpoint_id=e.id)}
+    return e, {"Location": url_for("api.get_endpoint", endpoint_id=e.id)}
 
 
-@bp.get("/endpoints/<int:endpoint_id>")
+@bp.get("/endpoints/<int:endpoint_id>", tags=["endpoints"])
+@bp.response(200, schemas.Endpoint)
 def get_endpoint(endpoint_id):
-    return endpoint_json(_endpoint(endpoint_id))
+    """Get endpoint"""
+    return _endpoint(endpoint_id)
 
 
-@bp.patch("/endpoints/<int:endpoint_id>")
-def update_endpoint(endpoint_id):
+@bp.patch("/endpoints/<int:endpoint_id>", tags=["endpoints"])
+@bp.arguments(schemas.EndpointUpdate, required=False)
+@bp.response(200, schemas.Endpoint)
+def update_endpoint(body, endpoint_id):
+    """Update endpoint"""
     e = _endpoint(endpoint_id)
-    body = json_body(FIELDS, allow_empty=True, check=lambda b: endpoints.validate(
-        b.get("url", e.url), b.get("events", e.event_list), b.get("description", e.description),
-        b.get("secret")))
     # Validate everything before changing anything: update() checks url/events/description/secret.
     endpoints.validate(body.get("url", e.url), body.get("events", e.event_list),
                        body.get("description", e.description), body.get("secret"))
@@ -63,50 +53,59 @@ def update_endpoint(endpoint_id):
                          if "secret" in body else None)
     if "enabled" in body and body["enabled"] != e.enabled:
         endpoints.set_enabled(e, body["enabled"])
-    return endpoint_json(e)
+    return e
 
 
-@bp.delete("/endpoints/<int:endpoint_id>")
+@bp.delete("/endpoints/<int:endpoint_id>", tags=["endpoints"])
+@bp.response(204)
 def delete_endpoint(endpoint_id):
+    """Delete endpoint"""
     endpoints.delete(_endpoint(endpoint_id))
-    return "", 204
+    return Response(status=204)
 
 
-@bp.post("/endpoints/<int:endpoint_id>/enable")
+@bp.post("/endpoints/<int:endpoint_id>/enable", tags=["endpoints"])
+@bp.response(200, schemas.Endpoint)
 def enable_endpoint(endpoint_id):
-    return endpoint_json(endpoints.set_enabled(_endpoint(endpoint_id), True))
+    """Enable endpoint"""
+    return endpoints.set_enabled(_endpoint(endpoint_id), True)
 
 
-@bp.post("/endpoints/<int:endpoint_id>/disable")
+@bp.post("/endpoints/<int:endpoint_id>/disable", tags=["endpoints"])
+@bp.response(200, schemas.Endpoint)
 def disable_endpoint(endpoint_id):
-    return endpoint_json(endpoints.set_enabled(_endpoint(endpoint_id), False))
+    """Disable endpoint"""
+    return endpoints.set_enabled(_endpoint(endpoint_id), False)
 
 
-@bp.put("/endpoints/<int:endpoint_id>/secret")
-def set_endpoint_secret(endpoint_id):
+@bp.put("/endpoints/<int:endpoint_id>/secret", tags=["endpoints"])
+@bp.arguments(schemas.SecretInput)
+@bp.response(200, schemas.Endpoint)
+def set_endpoint_secret(body, endpoint_id):
+    """Set endpoint secret"""
     e = _endpoint(endpoint_id)
-    body = json_body({"secret": str}, required=("secret",))
-    if not body["secret"].strip():
-        from ..errors import InvalidInput
-
-        raise InvalidInput({"secret": "Enter a secret, or DELETE it to stop signing."})
-    return endpoint_json(endpoints.update(e, e.url, e.event_list, e.description, body["secret"]))
+    return endpoints.update(e, e.url, e.event_list, e.description, body["secret"])
 
 
-@bp.post("/endpoints/<int:endpoint_id>/secret/rotate")
+@bp.post("/endpoints/<int:endpoint_id>/secret/rotate", tags=["endpoints"])
+@bp.response(200, schemas.Endpoint)
 def rotate_endpoint_secret(endpoint_id):
-    e = _endpoint(endpoint_id)
-    return endpoint_json(endpoints.set_secret(e, endpoints.generate_secret()))
+    """Rotate endpoint secret"""
+    return endpoints.set_secret(_endpoint(endpoint_id), endpoints.generate_secret())
 
 
-@bp.delete("/endpoints/<int:endpoint_id>/secret")
+@bp.delete("/endpoints/<int:endpoint_id>/secret", tags=["endpoints"])
+@bp.response(200, schemas.Endpoint)
 def clear_endpoint_secret(endpoint_id):
-    return endpoint_json(endpoints.set_secret(_endpoint(endpoint_id), None))
+    """Clear endpoint secret"""
+    return endpoints.set_secret(_endpoint(endpoint_id), None)
 
 
-@bp.post("/endpoints/<int:endpoint_id>/test")
-def test_endpoint(endpoint_id):
-    e = _endpoint(endpoint_id)
-    body = json_body({"event": str}, allow_empty=True)
-    d = endpoints.send_test(e, body.get("event", "sms.delivered"), source="api")
-    return delivery_json(d, d.event, deliveries.mobile_of(d)), 202
+@bp.post("/endpoints/<int:endpoint_id>/test", tags=["endpoints"])
+@bp.arguments(schemas.TestInput, required=False)
+@bp.response(202, schemas.Delivery)
+def test_endpoint(body, endpoint_id):
+    """Send test event"""
+    d = endpoints.send_test(_endpoint(endpoint_id), body.get("event", "sms.delivered"),
+                            source="api")
+    return delivery_json(d, d.event, deliveries.mobile_of(d))

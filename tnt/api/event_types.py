@@ -7,6 +7,7 @@ from .. import events
 from ..clock import utcnow
 from ..models import EVENTS, Message
 from ..states import EventType
+from . import schemas
 from .core import bp
 
 
@@ -19,8 +20,10 @@ def example(event_type: str) -> dict:
     return json.loads(events.render(event_type, now, message.as_data()))
 
 
-@bp.get("/event-types")
+@bp.get("/event-types", tags=["events"])
+@bp.response(200, schemas.EventTypeList)
 def list_event_types():
+    """List event types"""
     body = {"data": [{"type": t, "description": d, "example": example(t)}
                      for t, d in EVENTS.items()]}
     # Not jsonify: it sorts keys, and the example should read in the payload's own order.

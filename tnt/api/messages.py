@@ -2,41 +2,42 @@
 from flask import url_for
 
 from .. import messages
-from .core import account_id, bp, json_body, page, page_args, query_args
-
-STATUSES = ("queued", "sent", "delivered", "failed", "undelivered", "cancelled")
-
-
-def message_json(msg) -> dict:
-    return msg.as_data()
+from . import schemas
+from .core import account_id, before_id, bp, page
+from .openapi import error
 
 
-@bp.post("/messages")
-def send_message():
-    body = json_body({"mobile": str, "message": str, "sender_id": str, "simulate": "str?"},
-                     required=("mobile", "message"), check=lambda b: messages.validate(
-                         b.get("mobile", ""), b.get("sender_id", "TALKNTALK"),
-                         b.get("message", ""), simulate=b.get("simulate")))
+@bp.post("/messages", tags=["messages"])
+@bp.arguments(schemas.SendMessage)
+@bp.response(201, schemas.Message)
+def send_message(body):
+    """Send message"""
     msg = messages.send_sms(account_id(), body["mobile"], body.get("sender_id", "TALKNTALK"),
                             body["message"], source="api", simulate=body.get("simulate"))
-    return message_json(msg), 201, {"Location": url_for("api.get_message", message_id=msg.id)}
+    return msg, {"Location": url_for("api.get_message", message_id=msg.id)}
 
 
-@bp.get("/messages")
-def list_messages():
-    args = query_args({"status": STATUSES, "mobile": "str", "source": ("api", "dashboard"),
-                       "since": "datetime", "until": "datetime", "cursor": "int", "limit": "int"})
-    cursor, limit = page_args(args)
-    items = messages.search(account_id(), before_id=cursor, limit=limit, **args)
-    return page(items, limit, message_json)
+@bp.get("/messages", tags=["messages"])
+@bp.arguments(schemas.MessageQuery, location="query")
+@bp.response(200, schemas.MessagePage)
+def list_messages(args):
+    """List messages"""
+    cursor, limit = args.pop("cursor", None), args.pop("limit", 50)
+    items = messages.search(account_id(), before_id=before_id(cursor), limit=limit, **args)
+    return page(items, limit)
 
 
-@bp.get("/messages/<int:message_id>")
+@bp.get("/messages/<int:message_id>", tags=["messages"])
+@bp.response(200, schemas.Message)
 def get_message(message_id):
-    return message_json(messages.get(account_id(), message_id))
+    """Get message"""
+    return messages.get(account_id(), message_id)
 
 
-@bp.post("/messages/<int:message_id>/cancel")
-def cancel_message(message_id):
-    json_body({}, allow_empty=True)
-    return message_json(messages.cancel_message(account_id(), message_id))
+@bp.post("/messages/<int:message_id>/cancel", tags=["messages"])
+@bp.arguments(schemas.NoBody, required=False)
+@bp.response(200, schemas.Message)
+@bp.alt_response(409, **error(409))
+def cancel_message(_body, message_id):
+    """Cancel message"""
+    return messages.cancel_message(account_id(), message_id)
