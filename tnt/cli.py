@@ -8,6 +8,7 @@ from . import accounts, endpoints, messages
 from .errors import InvalidInput
 from .extensions import db
 from .models import EVENTS, Account
+from .provider import SimulatedProvider
 
 tnt_cli = AppGroup("tnt", help="TalkNTalk Webhooks operator commands.")
 
@@ -92,7 +93,7 @@ def create_endpoint(account_ref, url, events_, secret, description):
 @click.option("--mobile", required=True)
 @click.option("--message", required=True)
 @click.option("--sender-id", default="TALKNTALK")
-@click.option("--simulate", type=click.Choice(["delivered", "undelivered", "failed", "hold"]),
+@click.option("--simulate", type=click.Choice(SimulatedProvider.OUTCOMES),
               default=None, help="Force the simulated carrier's outcome.")
 def send_sms(account_ref, mobile, message, sender_id, simulate):
     """Send an SMS through the (simulated) carrier; its events fire webhooks."""

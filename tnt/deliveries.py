@@ -14,6 +14,7 @@ from .errors import NotFound
 from .extensions import db
 from .logs import LogQuery, Scope, delivery_select
 from .models import Attempt, Delivery, Endpoint, Message
+from .states import DeliveryStatus
 
 
 def get(scope: Scope, delivery_id: int) -> Delivery:
@@ -43,15 +44,15 @@ def queue_resend(q: LogQuery, requested_by: int | None = None) -> int:
     """
     now = utcnow()
     ids = (
-        delivery_select(replace(q, status="failed"), Delivery.id)
+        delivery_select(replace(q, status=DeliveryStatus.FAILED), Delivery.id)
         .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
         .where(Endpoint.enabled.is_(True), Endpoint.deleted_at.is_(None),
                (Delivery.lease_expires_at.is_(None)) | (Delivery.lease_expires_at < now))
     )
     result = db.session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(ids.scalar_subquery()), Delivery.status == "failed")
-        .values(status="retrying", next_attempt_at=now, updated_at=now, resend_pending=True,
+        .where(Delivery.id.in_(ids.scalar_subquery()), Delivery.status == DeliveryStatus.FAILED)
+        .values(status=DeliveryStatus.RETRYING, next_attempt_at=now, updated_at=now, resend_pending=True,
                 resend_requested_by_id=requested_by),
         execution_options={"synchronize_session": False},
     )

@@ -11,7 +11,6 @@ from .errors import InvalidInput, NotFound
 from .extensions import db
 from .models import EVENTS, Delivery, Endpoint
 
-
 # Visible ASCII only: what the receiver's HMAC key bytes are is then never in doubt.
 SECRET = re.compile(r"[!-~]{8,255}")
 

@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 from .clock import nairobi_iso, utcnow
 from .extensions import db
 from .models import Delivery, Endpoint, Event, Message
-from .states import EventType
+from .states import DeliveryStatus, EventType
 
 # A test event's message: the spec's example, with its own id and the event's status.
 SAMPLE_MESSAGE = {"mobile": "254712345678", "sender_id": "TALKNTALK",
@@ -76,5 +76,5 @@ def fire_test(endpoint: Endpoint, event_type: str = EventType.DELIVERED,
 
 def _delivery_row(event_id: int, account_id: int, endpoint_id: int, now) -> dict:
     return {"uid": str(uuid.uuid4()), "account_id": account_id, "event_id": event_id,
-            "endpoint_id": endpoint_id, "status": "pending", "auto_attempts": 0,
+            "endpoint_id": endpoint_id, "status": DeliveryStatus.PENDING, "auto_attempts": 0,
             "attempts_count": 0, "next_attempt_at": now, "created_at": now, "updated_at": now}

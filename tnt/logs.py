@@ -13,8 +13,9 @@ from sqlalchemy.orm import aliased
 
 from .extensions import db
 from .models import Account, Attempt, Delivery, Endpoint, Event, Message, User
+from .states import DeliveryStatus
 
-STATUSES = ("pending", "retrying", "delivered", "failed")
+STATUSES = tuple(DeliveryStatus)
 PAGE = 50
 
 
@@ -165,7 +166,7 @@ def queued(q: LogQuery, *, before_id: int | None = None, limit: int = PAGE) -> l
     """Deliveries matching `q` that wait for their first attempt (status pending), newest
     first by id (ids follow creation order)."""
     plain_plans()
-    q = replace(q, status="pending")
+    q = replace(q, status=DeliveryStatus.PENDING)
     query = (delivery_select(q, Delivery, Event, Message.mobile, Endpoint.url, Account.name)
              .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
              .join(Account, Account.id == Delivery.account_id))
@@ -178,7 +179,7 @@ def queued(q: LogQuery, *, before_id: int | None = None, limit: int = PAGE) -> l
 def queued_count(scope: Scope, most: int = 1000) -> int:
     """How many of `scope`'s deliveries wait for their first attempt, counting up to `most`."""
     pick = (select(Delivery.id).where(*conditions(LogQuery(scope), ON_DELIVERY))
-            .where(Delivery.status == "pending").limit(most))
+            .where(Delivery.status == DeliveryStatus.PENDING).limit(most))
     return db.session.scalar(select(func.count()).select_from(pick.subquery()))
 
 

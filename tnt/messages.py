@@ -15,13 +15,16 @@ from .extensions import db
 from .models import Message
 from .phones import InvalidMobile, for_search, network_for, normalise_mobile
 from .provider import SimulatedProvider, SubmitFailed
+from .states import EventType, MessageStatus
 
+S = MessageStatus
+# The lifecycle: which status may follow which, and the event each move fires.
 TRANSITIONS = {
-    ("queued", "sent"): "sms.sent",
-    ("queued", "failed"): "sms.failed",
-    ("queued", "cancelled"): "sms.cancelled",
-    ("sent", "delivered"): "sms.delivered",
-    ("sent", "undelivered"): "sms.undelivered",
+    (S.QUEUED, S.SENT): EventType.SENT,
+    (S.QUEUED, S.FAILED): EventType.FAILED,
+    (S.QUEUED, S.CANCELLED): EventType.CANCELLED,
+    (S.SENT, S.DELIVERED): EventType.DELIVERED,
+    (S.SENT, S.UNDELIVERED): EventType.UNDELIVERED,
 }
 SENDER_ID = re.compile(r"^[A-Za-z0-9 ]{1,11}$")
 MAX_LENGTH = 918  # six concatenated parts
@@ -73,7 +76,7 @@ def validate(mobile: str, sender_id: str, message: str, *, source: str = "dashbo
 def submit_message(message_id: int) -> None:
     """Hand a queued message to the carrier: sent, or failed if it refuses."""
     msg = _locked(message_id)
-    if msg is None or msg.status != "queued":
+    if msg is None or msg.status != S.QUEUED:
         db.session.rollback()
         return
     carrier = provider()
@@ -81,11 +84,11 @@ def submit_message(message_id: int) -> None:
         if not carrier.submit(msg):
             db.session.rollback()
             return
-        transition(msg, "sent")
+        transition(msg, S.SENT)
     except SubmitFailed:
-        transition(msg, "failed")
+        transition(msg, S.FAILED)
     _commit_and_kick()
-    if msg.status == "sent":
+    if msg.status == S.SENT:
         carrier.submitted(msg)
 
 
@@ -95,14 +98,14 @@ def cancel_message(account_id: int | None, message_id: int) -> Message:
     if msg is None or (account_id is not None and msg.account_id != account_id):
         db.session.rollback()
         raise NotFound("No such message.")
-    transition(msg, "cancelled")
+    transition(msg, S.CANCELLED)
     _commit_and_kick()
     return msg
 
 
 def record_delivery_report(message_id: int, status: str) -> Message:
     """The carrier's word on a sent message: delivered or undelivered."""
-    if status not in ("delivered", "undelivered"):
+    if status not in (S.DELIVERED, S.UNDELIVERED):
         raise InvalidInput({"status": "A delivery report must be delivered or undelivered."})
     msg = _locked(message_id)
     if msg is None:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .clock import utcnow
 from .crypto import EncryptedString
 from .extensions import db
-from .states import EventType
+from .states import DeliveryStatus, EventType, MessageStatus
 
 EVENTS = {e.value: e.description for e in EventType}  # name -> when it fires, in the spec's order
 
@@ -46,7 +46,7 @@ class Message(db.Model):
     mobile: Mapped[str] = mapped_column(String(12))
     sender_id: Mapped[str] = mapped_column(String(11))
     message: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.QUEUED)
     network: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16))  # api | dashboard
     # The simulated provider's forced outcome (tests and demos); None lets it choose.
@@ -123,7 +123,7 @@ class Delivery(db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
     event_id: Mapped[int] = mapped_column(ForeignKey("event.id"), index=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoint.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     auto_attempts: Mapped[int] = mapped_column(default=0)
     attempts_count: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)

@@ -13,7 +13,16 @@ def register(app) -> None:
     from flask_limiter import Limiter
 
     from ..extensions import csrf
-    from . import core, dashboard, deliveries, dlr, endpoints, event_types, messages, openapi  # noqa: F401
+    from . import (  # noqa: F401
+        core,
+        dashboard,
+        deliveries,
+        dlr,
+        endpoints,
+        event_types,
+        messages,
+        openapi,
+    )
 
     csrf.exempt(core.bp)  # bearer keys, not cookies
     csrf.exempt(dlr.bp)

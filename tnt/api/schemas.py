@@ -10,7 +10,7 @@ domain (tnt.endpoints, tnt.messages) after the schema.
 """
 import re
 import sys
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 
 from marshmallow import (
     RAISE,
@@ -27,8 +27,9 @@ from ..clock import NAIROBI, nairobi_iso
 from ..logs import STATUSES as DELIVERY_STATUSES
 from ..models import EVENTS
 from ..provider import SimulatedProvider
+from ..states import MessageStatus, Trigger
 
-MESSAGE_STATUSES = ("queued", "sent", "delivered", "failed", "undelivered", "cancelled")
+MESSAGE_STATUSES = tuple(MessageStatus)
 SOURCES = ("api", "dashboard")
 
 
@@ -283,7 +284,7 @@ class BulkResendInput(Body):
 
 class DeliveryReport(Body):
     message_id = Id(required=True)
-    status = Choice(("delivered", "undelivered"), required=True)
+    status = Choice((MessageStatus.DELIVERED, MessageStatus.UNDELIVERED), required=True)
 
 
 class Query(Schema):
@@ -419,7 +420,7 @@ class WebhookPayload(Schema):
 class Attempt(Schema):
     id = fields.Integer()
     number = fields.Integer()
-    trigger = _enum(("auto", "manual"))
+    trigger = _enum(tuple(Trigger))
     requested_by = fields.Function(lambda a: a.requested_by.email if a.requested_by else None,
                                    allow_none=True, metadata={"type": "string"})
     started_at = Time(metadata={"format": "date-time"})

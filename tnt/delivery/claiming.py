@@ -13,12 +13,21 @@ import os
 import signal
 import time
 import uuid
+from collections import defaultdict
 from datetime import datetime, timedelta
 
-from collections import defaultdict
-
-from sqlalchemy import (Integer, Text, and_, any_, func, literal, or_, select, type_coerce,
-                        update)
+from sqlalchemy import (
+    Integer,
+    Text,
+    and_,
+    any_,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from .. import crypto

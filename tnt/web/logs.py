@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from .. import MAX_ID
+from .. import MAX_ID, hourly, logs
 from .. import delivery as engine
-from .. import hourly, logs
 from ..clock import NAIROBI
 from ..extensions import db
 from ..models import EVENTS, Delivery
 from ..phones import for_search
+from ..states import DeliveryStatus
 from . import queries
 from .scope import log_scope, lookup_scope
 
@@ -24,7 +24,7 @@ bp = Blueprint("logs", __name__, url_prefix="/logs")
 UTC = ZoneInfo("UTC")
 # The dashboard offers Resend on these; a retrying one is sent now, its retries stand (or stop
 # if it is delivered). Pending ones are about to be sent anyway.
-RESENDABLE = ("failed", "retrying")
+RESENDABLE = (DeliveryStatus.FAILED, DeliveryStatus.RETRYING)
 
 
 @bp.before_request
@@ -141,7 +141,7 @@ def index():
     # The unfiltered log of attempts says when deliveries wait for their first one. (Counting
     # them under other filters could read every queued delivery of the account.)
     waiting = logs.queued_count(scope) if q == logs.LogQuery(scope) else 0
-    pending_args = {k: v for k, v in request.args.items() if k != "before"} | {"status": "pending"}
+    pending_args = {k: v for k, v in request.args.items() if k != "before"} | {"status": DeliveryStatus.PENDING}
     return render_template(
         "logs/index.html", rows=rows, queued=queued, more_url=more_url, f=form, waiting=waiting,
         waiting_url=url_for("logs.index", **pending_args),
@@ -206,7 +206,7 @@ def resend(delivery_id: int):
 def _page(q: logs.LogQuery):
     """A page of rows, whether they are queued deliveries (status pending: no attempt yet) or
     attempts, and the URL of the next page (keyset cursor), if there is one."""
-    queued = q.status == "pending"
+    queued = q.status == DeliveryStatus.PENDING
     before = decode_cursor(request.args.get("before", ""))
     if queued:
         rows_ = logs.queued(q, before_id=before[1] if before else None, limit=logs.PAGE + 1)
