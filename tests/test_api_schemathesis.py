@@ -65,6 +65,9 @@ def live(app, account, api_key, receiver):
     # allowed in tests), which no schema can say: valid URLs are the receiver's.
     schemathesis.openapi.format("uri", st.sampled_from(
         [receiver.url, receiver.url + "/orders?x=1", receiver.url.replace("/hooks", "/")]))
+    # Likewise a mobile number is valid only in a range a network holds (tnt/phones.py).
+    schemathesis.openapi.format("ke-mobile", st.sampled_from(
+        ["0712345678", "+254 733 123 456", "254110123456", "(0770) 123-456"]))
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
 
     @schema.auth(refresh_interval=None)

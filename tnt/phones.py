@@ -1,19 +1,18 @@
-"""Kenyan mobile numbers: validate, normalise to 2547XXXXXXXX / 2541XXXXXXXX, name the network."""
+"""Kenyan mobile numbers: validate, normalise to 2547XXXXXXXX / 2541XXXXXXXX, name the network.
+
+Which numbers exist and which network holds them come from `phonenumbers` (libphonenumber's
+metadata, kept current upstream as the Communications Authority allocates new ranges), not from
+a table of our own. tests/test_phones.py holds real prefixes and what each must give.
+"""
 import re
 
-_NATIONAL = re.compile(r"^0([17]\d{8})$")
-_INTERNATIONAL = re.compile(r"^\+?254([17]\d{8})$")
+import phonenumbers
+from phonenumbers import PhoneNumberType, carrier
 
-# Prefixes after 254, longest first where they overlap (Communications Authority allocations).
-_NETWORKS = [
-    ("safaricom", ("70", "71", "72", "740", "741", "742", "743", "745", "746", "748", "757",
-                   "758", "759", "768", "769", "79", "110", "111", "112", "113", "114", "115")),
-    ("airtel", ("730", "731", "732", "733", "734", "735", "736", "737", "738", "739", "750",
-                "751", "752", "753", "754", "755", "756", "762", "780", "781", "782", "783",
-                "784", "785", "786", "787", "788", "789", "100", "101", "102", "103", "104",
-                "105", "106", "107", "108")),
-    ("telkom", ("770", "771", "772", "773", "774", "775", "776", "777", "778", "779")),
-]
+_SEPARATORS = re.compile(r"[\s\-()]")
+# The forms we take: 07…/01…, or 2547…/2541… with or without "+". ASCII digits only.
+_FORM = re.compile(r"(?:0|\+?254)([17][0-9]{8})")
+_MOBILE = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 
 class InvalidMobile(ValueError):
@@ -22,13 +21,13 @@ class InvalidMobile(ValueError):
 
 def normalise_mobile(raw: str) -> str:
     """`0712 345 678`, `+254712345678`, `254712345678`, `254112345678` -> `254712345678`."""
-    cleaned = re.sub(r"[\s\-()]", "", raw or "")
-    match = _NATIONAL.match(cleaned) or _INTERNATIONAL.match(cleaned)
+    match = _FORM.fullmatch(_SEPARATORS.sub("", raw or ""))
     if not match:
-        raise InvalidMobile(
-            "Enter a Kenyan mobile number such as 0712345678 or +254712345678."
-        )
-    return "254" + match.group(1)
+        raise InvalidMobile("Enter a Kenyan mobile number such as 0712345678 or +254712345678.")
+    number = phonenumbers.parse("+254" + match[1])
+    if not (phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in _MOBILE):
+        raise InvalidMobile("No Kenyan mobile network has numbers starting like this one.")
+    return "254" + match[1]
 
 
 def for_search(raw: str) -> str:
@@ -41,9 +40,7 @@ def for_search(raw: str) -> str:
 
 
 def network_for(mobile: str) -> str:
-    """The network for a normalised number, or `unknown`."""
-    local = mobile[3:]
-    for network, prefixes in _NETWORKS:
-        if local.startswith(prefixes):
-            return network
-    return "unknown"
+    """The network holding a normalised number, as a lower-case slug (`safaricom`, `airtel`,
+    `telkom`, `jtl`...), or `unknown`."""
+    name = carrier.name_for_number(phonenumbers.parse("+" + mobile), "en")
+    return "-".join(name.lower().split()) if name else "unknown"

@@ -194,9 +194,10 @@ class NoBody(Body):
 
 class SendMessage(Body):
     mobile = Str(required=True, pattern=MOBILE, metadata={
-        "examples": ["0712345678"], "description": "A Kenyan mobile number: 07XXXXXXXX, "
-        "01XXXXXXXX or (+)254 followed by 7XXXXXXXX or 1XXXXXXXX. Spaces, dashes and "
-        "brackets are ignored."},
+        "format": "ke-mobile", "examples": ["0712345678"],
+        "description": "A Kenyan mobile number: 07XXXXXXXX, 01XXXXXXXX or (+)254 followed by "
+        "7XXXXXXXX or 1XXXXXXXX, in a range a Kenyan mobile network holds (422 otherwise). "
+        "Spaces, dashes and brackets are ignored."},
         pattern_error="Enter a Kenyan mobile number such as 0712345678 or +254712345678.")
     message = Str(required=True, pattern=TEXT, validate=validate.Length(
         max=918, error="At most {max} characters."),
