@@ -20,7 +20,7 @@ from ..errors import Conflict, NotFound
 from ..extensions import db
 from ..models import Attempt, Delivery, Message
 from ..states import MessageStatus
-from ..transport import Response
+from ..transport import Response, Transport
 from . import claiming, recording
 from .engine import Engine, new_transport
 from .outgoing import request_headers, sent_headers  # noqa: F401 - the Logs show these
@@ -69,8 +69,11 @@ def resend(delivery_id: int, *, account_id: int | None, requested_by: int | None
                                         requested_by=requested_by)])
     db.session.commit()
     recording.after_commit(recorded)
-    return db.session.scalar(db.select(Attempt).where(Attempt.delivery_id == delivery_id)
-                             .order_by(Attempt.id.desc()).limit(1))
+    attempt: Attempt | None = db.session.scalar(
+        db.select(Attempt).where(Attempt.delivery_id == delivery_id)
+        .order_by(Attempt.id.desc()).limit(1))
+    assert attempt is not None  # just recorded (or the delivery was resent meanwhile)
+    return attempt
 
 
 def sweep() -> int:
@@ -118,13 +121,15 @@ def shutdown(timeout: float) -> None:
 def _engine() -> Engine:
     ext = current_app.extensions
     if "tnt_engine" not in ext:
-        ext["tnt_engine"] = Engine(current_app._get_current_object())
-    return ext["tnt_engine"]
+        ext["tnt_engine"] = Engine(current_app._get_current_object())  # type: ignore[attr-defined]
+    engine: Engine = ext["tnt_engine"]
+    return engine
 
 
-def _transport():
+def _transport() -> Transport:
     """The web process's transport, for manual resends (a worker's engine has its own)."""
     ext = current_app.extensions
     if "tnt_transport" not in ext:
         ext["tnt_transport"] = new_transport(current_app)
-    return ext["tnt_transport"]
+    transport: Transport = ext["tnt_transport"]
+    return transport

@@ -14,10 +14,13 @@ import signal
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
+    Connection,
     Integer,
+    Table,
     Text,
     and_,
     any_,
@@ -29,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import ColumnElement
 
 from .. import crypto
 from ..clock import utcnow
@@ -39,8 +43,9 @@ from .settings import EngineSettings
 _paused_once = False
 
 
-def claim(conn, settings: EngineSettings, limit: int, ids: list[int] | None = None, *,
-          due_only: bool = True, skip_endpoints=()) -> list[Outgoing]:
+def claim(conn: Connection, settings: EngineSettings, limit: int,
+          ids: list[int] | None = None, *, due_only: bool = True,
+          skip_endpoints: Collection[int] = ()) -> list[Outgoing]:
     """Lease up to `limit` due, unclaimed deliveries (these ids only, if given) and load what
     sending them needs. Runs inside the caller's transaction on `conn`; call `ready` on the
     result after the commit."""
@@ -55,11 +60,11 @@ def claim(conn, settings: EngineSettings, limit: int, ids: list[int] | None = No
     if skip_endpoints:
         pick = pick.where(d.c.endpoint_id.not_in(skip_endpoints))
     pick = pick.limit(limit).with_for_update(skip_locked=True)
-    claimed = conn.execute(
+    claimed: list[int] = list(conn.execute(
         update(d).where(d.c.id.in_(pick.scalar_subquery()))
         .values(lease_expires_at=now + timedelta(seconds=settings.lease), lease_token=token)
         .returning(d.c.id)
-    ).scalars().all()
+    ).scalars())
     if not claimed:
         return []
     pause_here(settings, "in-claim")
@@ -73,19 +78,21 @@ def ready(items: list[Outgoing], settings: EngineSettings) -> tuple[list[Outgoin
     """After the claim's commit: give each item the monotonic time by which its POST must start,
     from its lease as stored, and split off those whose lease has no room for a POST."""
     wall, mono = utcnow(), time.monotonic()
-    keep, expired = [], []
+    keep: list[Outgoing] = []
+    expired: list[Outgoing] = []
     for o in items:
+        assert o.lease_expires_at is not None  # a claimed row has a lease
         left = (o.lease_expires_at - wall).total_seconds() - settings.send_window
         o.send_by = mono + left
         (keep if left > 0 else expired).append(o)
     return keep, expired
 
 
-def release(conn, items: list[Outgoing]) -> None:
+def release(conn: Connection, items: list[Outgoing]) -> None:
     """Give claimed deliveries back unsent (inside the caller's transaction). A claim that has
     already passed to another worker is left alone."""
     t = Delivery.__table__
-    by_token = defaultdict(list)
+    by_token: defaultdict[str, list[int]] = defaultdict(list)
     for o in items:
         by_token[o.token].append(o.delivery_id)
     for token, ids in by_token.items():
@@ -93,7 +100,7 @@ def release(conn, items: list[Outgoing]) -> None:
                      .values(lease_expires_at=None, lease_token=None))
 
 
-def put_off(conn, endpoint_ids: list[int], seconds: float) -> None:
+def put_off(conn: Connection, endpoint_ids: list[int], seconds: float) -> None:
     """Make slow endpoints' due, unclaimed deliveries due again in `seconds`, so claims stop
     scanning past a backlog that cannot be sent yet."""
     now = utcnow()
@@ -103,7 +110,7 @@ def put_off(conn, endpoint_ids: list[int], seconds: float) -> None:
     ).values(next_attempt_at=now + timedelta(seconds=seconds)))
 
 
-def count_lost(conn, settings: EngineSettings) -> int:
+def count_lost(conn: Connection, settings: EngineSettings) -> int:
     """Deliveries due for `sweep_grace` or more and claimed by nobody: their wake-up was lost."""
     now = utcnow()
     t = Delivery.__table__
@@ -112,7 +119,7 @@ def count_lost(conn, settings: EngineSettings) -> int:
         _unclaimed(t, now))).scalar_one()
 
 
-def among(conn, column, ids: list[int]):
+def among(conn: Connection, column: ColumnElement[int], ids: list[int]) -> ColumnElement[bool]:
     """`column IN ids`; on PostgreSQL `= ANY(array)`, one parameter instead of one per id, so
     the statement's text (and its parsing, caching and planning) is the same for any batch."""
     if conn.dialect.name == "postgresql":
@@ -120,11 +127,11 @@ def among(conn, column, ids: list[int]):
     return column.in_(ids)
 
 
-def _unclaimed(t, now: datetime):
+def _unclaimed(t: Table, now: datetime) -> ColumnElement[bool]:
     return or_(t.c.lease_expires_at.is_(None), t.c.lease_expires_at < now)
 
 
-def _load(conn, ids: list[int]) -> list[Outgoing]:
+def _load(conn: Connection, ids: list[int]) -> list[Outgoing]:
     d, e, ev, m = (t.__table__ for t in (Delivery, Endpoint, Event, Message))
     active = and_(e.c.enabled.is_(True), e.c.deleted_at.is_(None))
     rows = conn.execute(  # in Outgoing's field order; the secret as stored, read per row below

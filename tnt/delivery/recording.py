@@ -10,20 +10,29 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, update
+from flask import Flask
+from sqlalchemy import Connection, insert, update
 
 from .. import metrics
 from ..clock import utcnow
 from ..models import Attempt, Delivery
 from ..states import DeliveryStatus
+from ..transport import Response
 from . import claiming, policy
 from .outgoing import Outgoing
 from .settings import EngineSettings
 
 log = logging.getLogger(__name__)
+
+
+# Deliveries that end the same way share one UPDATE: (lease token, status, next attempt,
+# error, count as automatic, an attempt was made).
+_Key = tuple[str, DeliveryStatus, datetime | None, str | None, bool, bool]
 
 
 @dataclass(slots=True)
@@ -32,7 +41,7 @@ class Answer:
 
     o: Outgoing
     started: datetime
-    response: object | None  # a transport Response; None: not sent (its endpoint is gone)
+    response: Response | None  # None: not sent (its endpoint is gone)
     manual: bool = False  # a person's resend
     requested_by: int | None = None  # the user who asked for it
 
@@ -45,7 +54,7 @@ class Recorded:
     counted: list[metrics.Counted]  # the attempts written, for the figures
 
 
-def record(conn, answers: list[Answer]) -> Recorded:
+def record(conn: Connection, answers: list[Answer]) -> Recorded:
     """Write the attempts and new states of the answers whose claim still holds, inside the
     caller's transaction; the caller passes the result to `after_commit` once committed.
 
@@ -53,7 +62,7 @@ def record(conn, answers: list[Answer]) -> Recorded:
     by their lease tokens, which also returns each attempt's number.
     """
     now = utcnow()
-    groups: dict[tuple, list[tuple[Answer, policy.Decision, bool]]] = defaultdict(list)
+    groups: defaultdict[_Key, list[tuple[Answer, policy.Decision, bool]]] = defaultdict(list)
     for a in answers:
         decision, ok = _decide(a, now)
         bump = decision.auto_attempts != a.o.auto_attempts
@@ -61,16 +70,19 @@ def record(conn, answers: list[Answer]) -> Recorded:
                decision.trigger is not None)
         groups[key].append((a, decision, ok))
     t = Delivery.__table__
-    attempts, retries, counted, lost = [], defaultdict(list), [], 0
+    attempts: list[dict[str, Any]] = []
+    retries: defaultdict[int, list[int]] = defaultdict(list)
+    counted: list[metrics.Counted] = []
+    lost = 0
     for (token, status, next_at, error, bump, attempted), members in groups.items():
-        values = {"status": status, "next_attempt_at": next_at, "last_error": error,
+        values: dict[str, Any] = {"status": status, "next_attempt_at": next_at, "last_error": error,
                   "updated_at": now, "lease_expires_at": None, "lease_token": None,
                   "resend_pending": False, "resend_requested_by_id": None}
         if bump:
             values["auto_attempts"] = t.c.auto_attempts + 1
         if attempted:
             values["attempts_count"] = t.c.attempts_count + 1
-        held = dict(conn.execute(  # the fence: only rows still carrying our lease token
+        held: dict[int, int] = dict(conn.execute(  # the fence: rows still carrying our token
             update(t).where(t.c.lease_token == token,
                             claiming.among(conn, t.c.id, [a.o.delivery_id for a, _, _ in members]))
             .values(values).returning(t.c.id, t.c.attempts_count)).all())
@@ -83,6 +95,7 @@ def record(conn, answers: list[Answer]) -> Recorded:
                 retries[decision.retry_in].append(a.o.delivery_id)
             if attempted:
                 attempts.append(_attempt_row(a, decision, ok, number))
+                assert a.response is not None  # an attempt was made
                 counted.append(metrics.Counted(a.o.event_type, status, ok,
                                                a.response.duration_ms / 1000))
     if attempts:
@@ -93,7 +106,7 @@ def record(conn, answers: list[Answer]) -> Recorded:
     return Recorded(retries, counted)
 
 
-def _insert_attempts(conn, rows: list[dict]) -> None:
+def _insert_attempts(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert attempt rows: the engine's hottest write. On PostgreSQL with COPY (psycopg's C
     path): a fifth of the client CPU of an INSERT per row (bench/throughput.py), and less
     work for the server too."""
@@ -102,7 +115,9 @@ def _insert_attempts(conn, rows: list[dict]) -> None:
         conn.execute(insert(table), rows)
         return
     names = list(rows[0])
-    with conn.connection.driver_connection.cursor() as cur:
+    driver = conn.connection.driver_connection
+    assert driver is not None  # a live psycopg connection inside the caller's transaction
+    with driver.cursor() as cur:
         with cur.copy(f"COPY attempt ({', '.join(names)}) FROM STDIN") as copy:
             for r in rows:
                 copy.write_row([r[n] for n in names])
@@ -116,12 +131,14 @@ def _decide(a: Answer, now: datetime) -> tuple[policy.Decision, bool]:
     return policy.decide(a.o.state, outcome, now), outcome.ok
 
 
-def _location(headers: dict) -> str | None:
+def _location(headers: dict[str, str]) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == "location"), None)
 
 
-def _attempt_row(a: Answer, decision: policy.Decision, ok: bool, number: int) -> dict:
+def _attempt_row(a: Answer, decision: policy.Decision, ok: bool,
+                 number: int) -> dict[str, Any]:
     o, r = a.o, a.response
+    assert r is not None
     return {
         "delivery_id": o.delivery_id, "account_id": o.account_id, "endpoint_id": o.endpoint_id,
         "event_type": o.event_type, "message_id": o.message_id, "mobile": o.mobile,
@@ -134,7 +151,7 @@ def _attempt_row(a: Answer, decision: policy.Decision, ok: bool, number: int) ->
     }
 
 
-def end_pending(conn, endpoint_id: int, reason: str) -> None:
+def end_pending(conn: Connection, endpoint_id: int, reason: str) -> None:
     """Stop the automatic attempts of an endpoint that was disabled or deleted (inside the
     caller's transaction)."""
     t = Delivery.__table__
@@ -163,12 +180,13 @@ class Recorder:
     answers exist only here, and once a lease expires another worker may send it again.
     """
 
-    def __init__(self, app, settings: EngineSettings, recorded):
+    def __init__(self, app: Flask, settings: EngineSettings,
+                 recorded: Callable[[int], None]):
         self.app, self.settings, self.recorded = app, settings, recorded
         self.cond = threading.Condition()
         self.answers: list[Answer] = []
         self.unsent: list[Outgoing] = []  # claims to give back
-        self.conn = None
+        self.conn: Connection | None = None
         threading.Thread(target=self._run, name="tnt-recorder", daemon=True).start()
 
     def add(self, answer: Answer) -> None:

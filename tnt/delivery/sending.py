@@ -7,13 +7,15 @@ claimed and unanswered in this process (the claim passes a full endpoint by, and
 back), and an endpoint whose POSTs are all under way with no answer for `slow_after` seconds is
 reported slow so its backlog can be put off instead of scanned past by every claim.
 """
+import functools
 import logging
 import threading
 import time
 from collections import Counter, defaultdict, deque
+from datetime import datetime
 
 from ..clock import utcnow
-from ..transport import Response
+from ..transport import Response, Transport
 from .outgoing import Outgoing, request_headers
 from .recording import Answer, Recorder
 from .settings import EngineSettings
@@ -24,12 +26,12 @@ log = logging.getLogger(__name__)
 class Lanes:
     """Per-endpoint queues of claimed deliveries, fed to the transport in turn."""
 
-    def __init__(self, transport, settings: EngineSettings, recorder: Recorder):
+    def __init__(self, transport: Transport, settings: EngineSettings, recorder: Recorder):
         self.transport, self.settings, self.recorder = transport, settings, recorder
         self.cond = threading.Condition()
         self.lanes: dict[int, deque[Outgoing]] = defaultdict(deque)  # claimed, not started
-        self.running = Counter()  # endpoint id -> POSTs under way
-        self.load = Counter()  # endpoint id -> claimed and not yet answered
+        self.running: Counter[int] = Counter()  # endpoint id -> POSTs under way
+        self.load: Counter[int] = Counter()  # endpoint id -> claimed and not yet answered
         self.unrecorded = 0  # claimed and neither recorded nor given back
         self.full: set[int] = set()  # endpoints at their hold, until half of it is answered
         self.freed = 0  # goes up when an endpoint leaves `full`
@@ -71,7 +73,9 @@ class Lanes:
 
     def fit(self, items: list[Outgoing]) -> tuple[list[Outgoing], list[Outgoing]]:
         """Split a claim into what the endpoints' lanes may hold and the rest."""
-        keep, excess, taken = [], [], Counter()
+        keep: list[Outgoing] = []
+        excess: list[Outgoing] = []
+        taken: Counter[int] = Counter()
         hold = self.settings.hold_per_endpoint
         with self.cond:
             for o in items:
@@ -114,21 +118,19 @@ class Lanes:
         """POST these, each only while its lease has room for the whole POST; one that has
         waited too long in its lane is given back unsent (another claim sends it)."""
         now = time.monotonic()
-        late = []
+        late: list[Outgoing] = []
         for o in items:
             if now > o.send_by:
                 late.append(o)
                 continue
-            started = utcnow()
             self.transport.submit(o.url, o.body, request_headers(o),
-                                  lambda response, o=o, started=started:
-                                  self._done(o, started, response))
+                                  functools.partial(self._done, o, utcnow()))
         if late:
             self.recorder.give_back(late)
             for o in late:
                 self._answered(o, sent=False, started=True)
 
-    def _done(self, o: Outgoing, started, response) -> None:
+    def _done(self, o: Outgoing, started: datetime, response: Response) -> None:
         """The transport's callback (on its loop thread): record, then start the next POST of
         the same lane."""
         self.recorder.add(Answer(o, started, response))

@@ -1,5 +1,7 @@
 """The delivery engine's settings: one object, built from the app's config."""
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -18,14 +20,14 @@ class EngineSettings:
     sweep_grace: float = 5.0  # due this long and unclaimed: its wake-up was lost
     fault: str = ""  # TNT_FAULT: a fault to inject, for the fault tests only
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.lease <= self.send_window:
             raise ValueError(f"TNT_LEASE_SECONDS ({self.lease:g}) must be longer than the "
                              f"delivery timeout plus a margin ({self.send_window:g} s): a "
                              f"shorter lease could never cover a POST")
 
     @classmethod
-    def from_config(cls, config) -> "EngineSettings":
+    def from_config(cls, config: Mapping[str, Any]) -> "EngineSettings":
         return cls(
             timeout=float(config["TNT_DELIVERY_TIMEOUT"]),
             lease=float(config["TNT_LEASE_SECONDS"]),
