@@ -40,7 +40,10 @@ def main() -> None:
         def log_message(self, *a):
             pass
 
-    ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
+    try:
+        ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
+    except KeyboardInterrupt:  # Ctrl-C in the terminal of `make run`: a normal stop
+        pass
 
 
 if __name__ == "__main__":
