@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 FLASK := $(VENV)/bin/flask --app app
 
-.PHONY: run test bench clean
+.PHONY: run test lint bench clean
 
 # Without TNT_ENV the app is production (real keys, https-only endpoints): these targets are
 # development. (The tests set it themselves, in tests/conftest.py.)
@@ -28,6 +28,12 @@ run: $(VENV)/.run-deps
 ## test: the whole suite; TEST_DATABASE_URL / TEST_REDIS_URL pick PostgreSQL / a Redis server.
 test: $(VENV)/.dev-deps
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff (lint + format check) on everything; mypy --strict on the engine, transport, netguard.
+lint: $(VENV)/.dev-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.dev-deps
 	$(VENV)/bin/python bench/throughput.py

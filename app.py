@@ -1,4 +1,5 @@
 """Entry point: `gunicorn app:app`, `flask --app app ...`."""
+
 from tnt import create_app
 
 app = create_app()

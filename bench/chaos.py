@@ -30,7 +30,9 @@ worker's claim (TNT_LEASE_SECONDS, default here 15 s instead of 120 s) and, in r
 never, the 1/5/30-minute retry waits (due retries' next_attempt_at set to now once the receiver
 has recovered, or at once for never).
 """
+
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -41,9 +43,8 @@ import threading
 import time
 from pathlib import Path
 
-from common import fresh_database, make_app, start_worker
-
 import receiver as bench_receiver
+from common import fresh_database, make_app, start_worker
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 DB_NAME = "tnt_chaos"
@@ -68,8 +69,21 @@ class OwnRedis:
 
     def start(self):
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--loglevel", "warning"], stdout=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
@@ -106,10 +120,8 @@ class PgProxy:
         with self._lock:
             conns, self._conns = self._conns, set()
         for c in conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             c.close()
 
     def _accept(self, listener):
@@ -135,10 +147,8 @@ class PgProxy:
         except OSError:
             pass
         for s in (src, dst):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class Workers:
@@ -155,8 +165,9 @@ class Workers:
         threading.Thread(target=self._supervise, daemon=True).start()
 
     def _start(self, i):
-        return start_worker(*self.args, log_path=Path(self.log_dir) / f"worker{i}.log",
-                            new_session=True)
+        return start_worker(
+            *self.args, log_path=Path(self.log_dir) / f"worker{i}.log", new_session=True
+        )
 
     def _supervise(self):
         while not self._stop.wait(0.5):
@@ -190,19 +201,15 @@ class Workers:
             for p in self.procs:
                 _killpg(p, signal.SIGTERM)
             for p in self.procs:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    pass
                 _killpg(p, signal.SIGKILL)
                 p.wait()
 
 
 def _killpg(proc, sig):
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)  # our own child's group, never a broad match
-    except ProcessLookupError:
-        pass
 
 
 def setup(app, base_url, path):
@@ -211,8 +218,9 @@ def setup(app, base_url, path):
     with app.app_context():
         account = accounts.create_account("Chaos")
         for i in range(ENDPOINTS):
-            endpoints.create(account.id, f"{base_url}{path}/e{i}", ["sms.sent"],
-                             secret="whsec_chaos")
+            endpoints.create(
+                account.id, f"{base_url}{path}/e{i}", ["sms.sent"], secret="whsec_chaos"
+            )
         return account.id
 
 
@@ -229,9 +237,16 @@ def fire(app, account_id, n, rate, chunk=20, progress=None):
         while fired < n:
             for i in range(min(chunk, n - fired)):
                 now = utcnow()
-                msg = Message(account_id=account_id, mobile="254712345678", sender_id="CHAOS",
-                              message=f"chaos {fired + i}", network="safaricom", source="api",
-                              created_at=now, updated_at=now)
+                msg = Message(
+                    account_id=account_id,
+                    mobile="254712345678",
+                    sender_id="CHAOS",
+                    message=f"chaos {fired + i}",
+                    network="safaricom",
+                    source="api",
+                    created_at=now,
+                    updated_at=now,
+                )
                 db.session.add(msg)
                 db.session.flush()
                 transition(msg, "sent")
@@ -266,9 +281,12 @@ def compress_retries(app) -> int:
     """Make every waiting retry due now (skipping its 1/5/30-minute wait) and kick."""
     from tnt import queue
 
-    moved = sql(app, "UPDATE delivery SET next_attempt_at = now() AT TIME ZONE 'utc' "
-                     "WHERE status = 'retrying' AND next_attempt_at > now() AT TIME ZONE 'utc' "
-                     "AND lease_token IS NULL")
+    moved = sql(
+        app,
+        "UPDATE delivery SET next_attempt_at = now() AT TIME ZONE 'utc' "
+        "WHERE status = 'retrying' AND next_attempt_at > now() AT TIME ZONE 'utc' "
+        "AND lease_token IS NULL",
+    )
     if moved:
         with app.app_context():
             queue.kick()
@@ -285,14 +303,16 @@ def run(scenario, args):
     n = args.events
     account_id = setup(app, base_url, "/down" if scenario == "never" else "")
     log_dir = tempfile.mkdtemp(prefix=f"chaos-{scenario}-")
-    notes = [f"lease for a claim {args.lease:g} s (TNT_LEASE_SECONDS; production 120 s)",
-             f"workers' logs in {log_dir}"]
-    workers = Workers(2, workers_db, own_redis.url, {"TNT_LEASE_SECONDS": str(args.lease)},
-                      log_dir)
+    notes = [
+        f"lease for a claim {args.lease:g} s (TNT_LEASE_SECONDS; production 120 s)",
+        f"workers' logs in {log_dir}",
+    ]
+    workers = Workers(2, workers_db, own_redis.url, {"TNT_LEASE_SECONDS": str(args.lease)}, log_dir)
     time.sleep(2.5)
     progress = {"fired": 0}
-    firing = threading.Thread(target=fire, args=(app, account_id, n, args.rate),
-                              kwargs={"progress": progress})
+    firing = threading.Thread(
+        target=fire, args=(app, account_id, n, args.rate), kwargs={"progress": progress}
+    )
     t0 = time.monotonic()
     if scenario == "receiver-500":
         bench_receiver.set_failing(base_url, True)
@@ -312,31 +332,37 @@ def run(scenario, args):
                     time.sleep(args.kill_every)
                     took.append(workers.signal(i % 2, sig))
                     i += 1
-                notes.append(f"{i} x {sig.name} to a worker's process group every "
-                             f"{args.kill_every:g} s, alternating, each restarted at once; "
-                             f"exit took max {max(took):.1f} s")
+                notes.append(
+                    f"{i} x {sig.name} to a worker's process group every "
+                    f"{args.kill_every:g} s, alternating, each restarted at once; "
+                    f"exit took max {max(took):.1f} s"
+                )
             elif scenario == "flush":
                 at(0.5)
                 from redis import Redis
 
                 Redis.from_url(own_redis.url).flushall()
-                notes.append(f"FLUSHALL at {time.monotonic() - t0:.1f} s, "
-                             f"{progress['fired']:,} events fired")
+                notes.append(
+                    f"FLUSHALL at {time.monotonic() - t0:.1f} s, {progress['fired']:,} events fired"
+                )
             elif scenario == "redis-stop":
                 at(0.3)
                 own_redis.stop()
-                notes.append(f"redis-server stopped at {time.monotonic() - t0:.1f} s "
-                             f"({progress['fired']:,} events fired) for {args.redis_down:g} s")
+                notes.append(
+                    f"redis-server stopped at {time.monotonic() - t0:.1f} s "
+                    f"({progress['fired']:,} events fired) for {args.redis_down:g} s"
+                )
                 time.sleep(args.redis_down)
                 own_redis.start()
-                notes.append(f"redis-server started again (empty) at "
-                             f"{time.monotonic() - t0:.1f} s")
+                notes.append(f"redis-server started again (empty) at {time.monotonic() - t0:.1f} s")
             elif scenario == "pg-down":
                 at(0.3)
                 proxy.down()
-                notes.append(f"PostgreSQL unreachable for the workers at "
-                             f"{time.monotonic() - t0:.1f} s ({progress['fired']:,} events "
-                             f"fired) for {args.pg_down:g} s: connections cut, new ones refused")
+                notes.append(
+                    f"PostgreSQL unreachable for the workers at "
+                    f"{time.monotonic() - t0:.1f} s ({progress['fired']:,} events "
+                    f"fired) for {args.pg_down:g} s: connections cut, new ones refused"
+                )
                 time.sleep(args.pg_down)
                 proxy.up()
             elif scenario == "receiver-500":
@@ -358,13 +384,16 @@ def run(scenario, args):
             compressed += moved
             rounds += bool(moved)
         if unfinished(app) == 0 and not sql(
-                app, "SELECT 1 FROM delivery WHERE lease_token IS NOT NULL LIMIT 1"):
+            app, "SELECT 1 FROM delivery WHERE lease_token IS NOT NULL LIMIT 1"
+        ):
             break
         time.sleep(1.0)
     settled_in = time.monotonic() - settle_from
     if compressed:
-        notes.append(f"time compressed: {compressed:,} waiting retries made due at once in "
-                     f"{rounds} rounds (their 1/5/30-minute waits skipped)")
+        notes.append(
+            f"time compressed: {compressed:,} waiting retries made due at once in "
+            f"{rounds} rounds (their 1/5/30-minute waits skipped)"
+        )
     time.sleep(1.0)  # a straggling duplicate POST, if any, reaches the receiver
     workers.stop()
     report(app, scenario, n, base_url, fired_in, settled_in, workers, notes)
@@ -375,8 +404,11 @@ def run(scenario, args):
 
 def report(app, scenario, n, base_url, fired_in, settled_in, workers, notes):
     events = sql(app, "SELECT count(*) FROM event")[0][0]
-    no_rows = sql(app, "SELECT count(*) FROM event e WHERE NOT EXISTS "
-                       "(SELECT 1 FROM delivery d WHERE d.event_id = e.id)")[0][0]
+    no_rows = sql(
+        app,
+        "SELECT count(*) FROM event e WHERE NOT EXISTS "
+        "(SELECT 1 FROM delivery d WHERE d.event_id = e.id)",
+    )[0][0]
     rows = dict(sql(app, "SELECT uid, status || ':' || auto_attempts FROM delivery"))
     leased = sql(app, "SELECT count(*) FROM delivery WHERE lease_token IS NOT NULL")[0][0]
     expected = events * ENDPOINTS
@@ -396,14 +428,20 @@ def report(app, scenario, n, base_url, fired_in, settled_in, workers, notes):
     print(f"   deliveries expected    {expected:,} ({ENDPOINTS} endpoints); rows {len(rows):,}")
     print(f"   delivered              {len(delivered):,} (receiver accepted {len(accepted):,})")
     print(f"   failed after 4         {len(failed4):,}")
-    print(f"   duplicated             {len(dup):,} deliveries accepted more than once "
-          f"({sum(dup) - len(dup):,} extra 2xx POSTs); {posts:,} POSTs in all")
-    print(f"   lost                   {lost:,} (not ended {not_ended}, delivered but never "
-          f"accepted {unconfirmed}, events without deliveries {no_rows}); still leased "
-          f"{leased}")
-    print(f"   settled                {settled_in:.1f} s after the fault and the firing ended; "
-          f"workers signalled {workers.kills}, exited on their own and restarted "
-          f"{workers.exited_on_their_own}")
+    print(
+        f"   duplicated             {len(dup):,} deliveries accepted more than once "
+        f"({sum(dup) - len(dup):,} extra 2xx POSTs); {posts:,} POSTs in all"
+    )
+    print(
+        f"   lost                   {lost:,} (not ended {not_ended}, delivered but never "
+        f"accepted {unconfirmed}, events without deliveries {no_rows}); still leased "
+        f"{leased}"
+    )
+    print(
+        f"   settled                {settled_in:.1f} s after the fault and the firing ended; "
+        f"workers signalled {workers.kills}, exited on their own and restarted "
+        f"{workers.exited_on_their_own}"
+    )
     with app.app_context():
         from tnt import queue
 

@@ -1,4 +1,6 @@
 """Shared set-up for the benchmarks: a fresh database, worker processes, RSS sampling."""
+
+import contextlib
 import os
 import subprocess
 import sys
@@ -53,8 +55,14 @@ def make_app(db_url: str, redis_url: str, **extra):
     from tnt import create_app
     from tnt.extensions import db
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url,
-                      "TNT_ALLOW_LOOPBACK": True, **extra})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": db_url,
+            "REDIS_URL": redis_url,
+            "TNT_ALLOW_LOOPBACK": True,
+            **extra,
+        }
+    )
     with app.app_context():
         db.drop_all()
         db.create_all()
@@ -62,20 +70,33 @@ def make_app(db_url: str, redis_url: str, **extra):
     return app
 
 
-def start_worker(db_url: str, redis_url: str, env_extra=None, *, log_path=None,
-                 new_session: bool = False) -> subprocess.Popen:
+def start_worker(
+    db_url: str, redis_url: str, env_extra=None, *, log_path=None, new_session: bool = False
+) -> subprocess.Popen:
     """One `flask tnt worker` process, started without waiting for it to be ready.
 
     `log_path` keeps its output (else discarded); `new_session` puts it (and the RQ scheduler it
     forks) in its own process group, so `os.killpg` takes both down as a dying host would.
     """
-    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, TNT_ALLOW_LOOPBACK="1",
-               TNT_INSTANCE_PATH=tempfile.mkdtemp(), **(env_extra or {}))
+    env = dict(
+        os.environ,
+        DATABASE_URL=db_url,
+        REDIS_URL=redis_url,
+        TNT_ALLOW_LOOPBACK="1",
+        TNT_INSTANCE_PATH=tempfile.mkdtemp(),
+        **(env_extra or {}),
+    )
     cmd = [sys.executable, "-m", "flask", "--app", "app", "tnt", "worker"]
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115  (closed after Popen)
     try:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-                                if log_path else subprocess.DEVNULL, start_new_session=new_session)
+        return subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+            start_new_session=new_session,
+        )
     finally:
         if log_path:
             out.close()
@@ -111,10 +132,8 @@ class RssSampler:
     def _run(self):
         while not self._stop.wait(0.25):
             for p in self.procs:
-                try:
+                with contextlib.suppress(Exception):
                     self.peak_mb = max(self.peak_mb, p.memory_info().rss / 2**20)
-                except Exception:  # noqa: BLE001 - exited
-                    pass
 
     def stop(self) -> float:
         self._stop.set()
@@ -162,8 +181,9 @@ class CpuShare:
             yield result
             b = self._snapshot()
             for name, now in b.items():  # a process started meanwhile counts from zero
-                result[name] = sum(v - (a[name].get(pid) or 0) for pid, v in now.items()
-                                   if v is not None)
+                result[name] = sum(
+                    v - (a[name].get(pid) or 0) for pid, v in now.items() if v is not None
+                )
 
         return span()
 
@@ -178,8 +198,11 @@ class CpuShare:
             time.sleep(seconds)
             b, dt = self._snapshot(), time.time() - t
             for name, now in b.items():
-                used = sum(v - a[name][pid] for pid, v in now.items()
-                           if v is not None and a[name].get(pid) is not None)
+                used = sum(
+                    v - a[name][pid]
+                    for pid, v in now.items()
+                    if v is not None and a[name].get(pid) is not None
+                )
                 result[name] = used / dt * 100
 
         threading.Thread(target=run, daemon=True).start()
@@ -189,8 +212,11 @@ class CpuShare:
 def postgres_pids():
     import psutil
 
-    return [p.pid for p in psutil.process_iter(["username", "name"])
-            if p.info["username"] == "postgres" or (p.info["name"] or "").startswith("postgres")]
+    return [
+        p.pid
+        for p in psutil.process_iter(["username", "name"])
+        if p.info["username"] == "postgres" or (p.info["name"] or "").startswith("postgres")
+    ]
 
 
 def redis_pids():

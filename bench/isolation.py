@@ -12,15 +12,27 @@ Scenarios (one worker process):
 - one:   100 events/s x 10 endpoints (1,000 deliveries/s); 1 black hole.
 - scale: 10 events/s x 100 endpoints (1,000 deliveries/s); 20 black holes and 10 slow.
 """
+
 import argparse
 import time
 
-from common import (DEFAULT_DB, DEFAULT_REDIS, CpuShare, RssSampler, cpu_line, family,
-                    fresh_database, make_app, percentile, postgres_pids, redis_pids,
-                    start_workers, stop)
-from throughput import delivery_uids, queued_messages, steady
-
 import receiver as bench_receiver
+from common import (
+    DEFAULT_DB,
+    DEFAULT_REDIS,
+    CpuShare,
+    RssSampler,
+    cpu_line,
+    family,
+    fresh_database,
+    make_app,
+    percentile,
+    postgres_pids,
+    redis_pids,
+    start_workers,
+    stop,
+)
+from throughput import delivery_uids, queued_messages, steady
 
 WARMUP = 15  # seconds excluded from the figures, as the target says
 
@@ -55,14 +67,24 @@ def run(args, faulty: bool):
     with app.app_context():
         account_id = accounts.create_account("Isolation").id
         for i in range(n_endpoints):
-            endpoints.create(account_id, f"{base_url}/{faulty_path(i, holes, slow)}",
-                             ["sms.sent"], secret="whsec_iso")
+            endpoints.create(
+                account_id,
+                f"{base_url}/{faulty_path(i, holes, slow)}",
+                ["sms.sent"],
+                secret="whsec_iso",
+            )
     workers = start_workers(args.workers, db_url, args.redis_url)
     rss = RssSampler(workers)
     try:
         messages = queued_messages(app, account_id, rate * args.seconds + 4)
-        share = CpuShare({"worker": lambda: family(workers), "postgres": postgres_pids,
-                          "receiver": lambda: [recv_proc.pid], "redis": redis_pids})
+        share = CpuShare(
+            {
+                "worker": lambda: family(workers),
+                "postgres": postgres_pids,
+                "receiver": lambda: [recv_proc.pid],
+                "redis": redis_pids,
+            }
+        )
         cpu = share.measure(start_in=WARMUP, seconds=args.seconds - WARMUP - 1)
         fired = steady(db_url, args.redis_url, messages, rate)
         time.sleep(3)  # let the last healthy deliveries land
@@ -71,13 +93,18 @@ def run(args, faulty: bool):
         committed = {eid: t for eid, t in fired if t - t0 >= WARMUP}
         with app.app_context():
             healthy = Endpoint.url.like("%/e%")
-            bad = set(db.session.scalars(select(Delivery.uid).join(Delivery.endpoint)
-                                         .where(~healthy)))
-            retried = db.session.scalar(select(func.count()).select_from(Delivery)
-                                        .join(Delivery.endpoint)
-                                        .where(healthy, Delivery.auto_attempts > 0))
-        uids = {uid: eid for uid, eid in delivery_uids(app, list(committed)).items()
-                if uid not in bad}
+            bad = set(
+                db.session.scalars(select(Delivery.uid).join(Delivery.endpoint).where(~healthy))
+            )
+            retried = db.session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .join(Delivery.endpoint)
+                .where(healthy, Delivery.auto_attempts > 0)
+            )
+        uids = {
+            uid: eid for uid, eid in delivery_uids(app, list(committed)).items() if uid not in bad
+        }
         latencies = [(got[uid] - committed[eid]) * 1000 for uid, eid in uids.items() if uid in got]
         missing = sum(1 for uid in uids if uid not in got)
         achieved = len(fired) / (max(t for _, t in fired) - t0)
@@ -86,11 +113,14 @@ def run(args, faulty: bool):
         stop(workers)
         recv_proc.terminate()
     label = f"{holes} black-holed, {slow} slow" if faulty else "all healthy"
-    print(f"{label}: {achieved:,.0f} events/s x {n_endpoints} endpoints, healthy deliveries "
-          f"after {WARMUP} s: {len(latencies):,} received, {missing} not yet, {retried} pushed "
-          f"into a retry; latency p50 {percentile(latencies, 50):.0f} ms, p99 "
-          f"{percentile(latencies, 99):.0f} ms, max {max(latencies, default=0):.0f} ms; worker "
-          f"peak RSS {peak:.0f} MB", flush=True)
+    print(
+        f"{label}: {achieved:,.0f} events/s x {n_endpoints} endpoints, healthy deliveries "
+        f"after {WARMUP} s: {len(latencies):,} received, {missing} not yet, {retried} pushed "
+        f"into a retry; latency p50 {percentile(latencies, 50):.0f} ms, p99 "
+        f"{percentile(latencies, 99):.0f} ms, max {max(latencies, default=0):.0f} ms; worker "
+        f"peak RSS {peak:.0f} MB",
+        flush=True,
+    )
     if cpu:
         print("  " + cpu_line(cpu), flush=True)
 

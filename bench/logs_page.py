@@ -10,6 +10,7 @@ dropped and re-created. Figures are server time through the Flask test client (n
 median and p95 per view, against two baselines measured in the same run: a bare request
 (/healthz) and the Logs page of an account with no attempts.
 """
+
 import argparse
 import json
 import os
@@ -24,16 +25,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import insert, text  # noqa: E402
+from redis.exceptions import RedisError
+from sqlalchemy import insert, text
 
-from redis.exceptions import RedisError  # noqa: E402
-
-from tnt import apikeys, create_app, hourly, queue  # noqa: E402
-from tnt.clock import utcnow  # noqa: E402
-from tnt.config import database_url as normalise  # noqa: E402
-from tnt.events import SAMPLE_DATA, render  # noqa: E402
-from tnt.extensions import db  # noqa: E402
-from tnt.models import EVENTS, Account, Attempt, Delivery, Endpoint, Event, Message, User  # noqa: E402
+from tnt import apikeys, create_app, hourly, queue
+from tnt.clock import utcnow
+from tnt.config import database_url as normalise
+from tnt.events import SAMPLE_DATA, render
+from tnt.extensions import db
+from tnt.models import EVENTS, Account, Attempt, Delivery, Endpoint, Event, Message, User
 
 ACCOUNTS = 10
 ENDPOINTS_PER_ACCOUNT = 4
@@ -47,23 +47,54 @@ def fill(rows: int, seed: int = 7) -> dict:
     rnd = random.Random(seed)
     now = utcnow()
     start = now - timedelta(days=DAYS)
-    accounts = [{"id": i + 1, "name": f"Bench {i + 1}", "created_at": start} for i in range(ACCOUNTS + 1)]
+    accounts = [
+        {"id": i + 1, "name": f"Bench {i + 1}", "created_at": start} for i in range(ACCOUNTS + 1)
+    ]
     db.session.execute(insert(Account), accounts)
     empty_account = ACCOUNTS + 1
-    users = [{"id": 1, "email": "big@bench.test", "password_hash": "x", "role": "customer",
-              "account_id": 1, "created_at": start},
-             {"id": 2, "email": "empty@bench.test", "password_hash": "x", "role": "customer",
-              "account_id": empty_account, "created_at": start},
-             {"id": 3, "email": "support@bench.test", "password_hash": "x", "role": "support",
-              "account_id": None, "created_at": start}]
+    users = [
+        {
+            "id": 1,
+            "email": "big@bench.test",
+            "password_hash": "x",
+            "role": "customer",
+            "account_id": 1,
+            "created_at": start,
+        },
+        {
+            "id": 2,
+            "email": "empty@bench.test",
+            "password_hash": "x",
+            "role": "customer",
+            "account_id": empty_account,
+            "created_at": start,
+        },
+        {
+            "id": 3,
+            "email": "support@bench.test",
+            "password_hash": "x",
+            "role": "support",
+            "account_id": None,
+            "created_at": start,
+        },
+    ]
     db.session.execute(insert(User), users)
     endpoints = []
     for a in range(1, ACCOUNTS + 1):
         for k in range(ENDPOINTS_PER_ACCOUNT):
-            endpoints.append({"id": len(endpoints) + 1, "account_id": a,
-                              "url": f"https://hooks{k}.example.com/a{a}", "description": "",
-                              "events": " ".join(EVENTS), "secret": None, "enabled": True,
-                              "created_at": start, "deleted_at": None})
+            endpoints.append(
+                {
+                    "id": len(endpoints) + 1,
+                    "account_id": a,
+                    "url": f"https://hooks{k}.example.com/a{a}",
+                    "description": "",
+                    "events": " ".join(EVENTS),
+                    "secret": None,
+                    "enabled": True,
+                    "created_at": start,
+                    "deleted_at": None,
+                }
+            )
     db.session.execute(insert(Endpoint), endpoints)
     db.session.commit()
 
@@ -87,10 +118,21 @@ def fill(rows: int, seed: int = 7) -> dict:
             account = 1 if rnd.random() < BIG_SHARE else rnd.randint(2, ACCOUNTS)
             mobile = f"2547{rnd.randint(0, 99_999_999):08d}"
             at = start + timedelta(seconds=span * (made / rows) + rnd.random())
-            messages.append({"id": message_id, "account_id": account, "mobile": mobile,
-                             "sender_id": "BENCH", "message": "x", "status": "delivered",
-                             "network": "safaricom", "source": "api", "simulate": None,
-                             "created_at": at, "updated_at": at})
+            messages.append(
+                {
+                    "id": message_id,
+                    "account_id": account,
+                    "mobile": mobile,
+                    "sender_id": "BENCH",
+                    "message": "x",
+                    "status": "delivered",
+                    "network": "safaricom",
+                    "source": "api",
+                    "simulate": None,
+                    "created_at": at,
+                    "updated_at": at,
+                }
+            )
             if account == 1 and rnd.random() < 0.002:
                 stats["messages"].append(message_id)
                 stats["mobiles"].append(mobile)
@@ -99,37 +141,73 @@ def fill(rows: int, seed: int = 7) -> dict:
         status, tries = rnd.choices(outcomes, outcome_weights)[0]
         # Time grows with the id, as in real life.
         at = start + timedelta(seconds=span * (made / rows) + rnd.random())
-        events.append({"id": delivery_id, "account_id": account, "message_id": message_id,
-                       "type": etype, "body": body, "is_test": False, "fired_at": at})
-        deliveries.append({
-            "id": delivery_id, "uid": str(uuid.UUID(int=rnd.getrandbits(128))),
-            "account_id": account, "event_id": delivery_id, "endpoint_id": endpoint,
-            "status": status, "auto_attempts": tries, "attempts_count": tries,
-            "next_attempt_at": at + timedelta(minutes=5) if status in ("retrying", "pending") else None,
-            "lease_expires_at": None, "lease_token": None,
-            "last_error": None if status == "delivered" else "HTTP 500: not a 2xx response",
-            "created_at": at, "updated_at": at})
+        events.append(
+            {
+                "id": delivery_id,
+                "account_id": account,
+                "message_id": message_id,
+                "type": etype,
+                "body": body,
+                "is_test": False,
+                "fired_at": at,
+            }
+        )
+        deliveries.append(
+            {
+                "id": delivery_id,
+                "uid": str(uuid.UUID(int=rnd.getrandbits(128))),
+                "account_id": account,
+                "event_id": delivery_id,
+                "endpoint_id": endpoint,
+                "status": status,
+                "auto_attempts": tries,
+                "attempts_count": tries,
+                "next_attempt_at": at + timedelta(minutes=5)
+                if status in ("retrying", "pending")
+                else None,
+                "lease_expires_at": None,
+                "lease_token": None,
+                "last_error": None if status == "delivered" else "HTTP 500: not a 2xx response",
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
         for n in range(1, tries + 1):
             ok = status == "delivered" and n == tries
             made += 1
-            attempts.append({
-                "id": made, "delivery_id": delivery_id, "account_id": account,
-                "endpoint_id": endpoint, "event_type": etype, "message_id": message_id,
-                "mobile": mobile, "number": n, "trigger": "auto", "requested_by_id": None,
-                "started_at": at + timedelta(minutes=(0, 1, 6, 36)[n - 1]),
-                "duration_ms": rnd.randint(20, 900), "ok": ok,
-                "status_code": 200 if ok else 500, "response_headers": "{}",
-                "response_body": "ok" if ok else "Internal Server Error",
-                "error": None if ok else "HTTP 500: not a 2xx response"})
+            attempts.append(
+                {
+                    "id": made,
+                    "delivery_id": delivery_id,
+                    "account_id": account,
+                    "endpoint_id": endpoint,
+                    "event_type": etype,
+                    "message_id": message_id,
+                    "mobile": mobile,
+                    "number": n,
+                    "trigger": "auto",
+                    "requested_by_id": None,
+                    "started_at": at + timedelta(minutes=(0, 1, 6, 36)[n - 1]),
+                    "duration_ms": rnd.randint(20, 900),
+                    "ok": ok,
+                    "status_code": 200 if ok else 500,
+                    "response_headers": "{}",
+                    "response_body": "ok" if ok else "Internal Server Error",
+                    "error": None if ok else "HTTP 500: not a 2xx response",
+                }
+            )
         if len(attempts) >= BATCH and not delivery_id % 2:  # a message's two events together
             _flush(messages, events, deliveries, attempts)
             print(f"  {made:,} attempts ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     _flush(messages, events, deliveries, attempts)
     if db.engine.dialect.name == "postgresql":
         for table in ("account", "user", "endpoint", "message", "event", "delivery", "attempt"):
-            db.session.execute(text(
-                f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
-                f"(SELECT max(id) FROM \"{table}\"))"))
+            db.session.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+                    f'(SELECT max(id) FROM "{table}"))'
+                )
+            )
         db.session.commit()
     with db.engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
@@ -148,7 +226,7 @@ def _flush(*groups):
         _copy(groups)
     else:
         conn = db.session.connection()
-        for model, rows in zip(TABLES, groups):
+        for model, rows in zip(TABLES, groups, strict=False):
             if rows:
                 conn.execute(insert(model.__table__), rows)
     db.session.commit()
@@ -160,7 +238,7 @@ def _copy(groups):
     """PostgreSQL COPY through psycopg: far faster than INSERTs."""
     raw = db.session.connection().connection.driver_connection
     with raw.cursor() as cur:
-        for model, rows in zip(TABLES, groups):
+        for model, rows in zip(TABLES, groups, strict=False):
             if not rows:
                 continue
             columns = list(rows[0])
@@ -184,7 +262,7 @@ def timed(client, url: str, repeat: int, before=None) -> tuple[float, float, int
         if status != 200:
             raise SystemExit(f"{url}: HTTP {status}")
     samples.sort()
-    p95 = samples[min(len(samples) - 1, int(round(0.95 * len(samples))) - 1)]
+    p95 = samples[min(len(samples) - 1, round(0.95 * len(samples)) - 1)]
     return statistics.median(samples), p95, status
 
 
@@ -201,14 +279,23 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     parser.add_argument("--repeat", type=int, default=40)
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"),
-                        help="Redis for the 24 h counts' cache (its tnt:hourly:* keys are "
-                             "cleared); without it they are counted on every view")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL"),
+        help="Redis for the 24 h counts' cache (its tnt:hourly:* keys are "
+        "cleared); without it they are counted on every view",
+    )
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp(prefix='tnt-bench-')}/bench.db"
-    app = create_app({"SQLALCHEMY_DATABASE_URI": normalise(url), "SECRET_KEY": "bench",
-                      "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False,
-                      **({"REDIS_URL": args.redis_url} if args.redis_url else {})})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": normalise(url),
+            "SECRET_KEY": "bench",
+            "WTF_CSRF_ENABLED": False,
+            "RATELIMIT_ENABLED": False,
+            **({"REDIS_URL": args.redis_url} if args.redis_url else {}),
+        }
+    )
 
     def forget_hourly_counts():
         try:
@@ -274,8 +361,11 @@ def main():
         ("API: deliveries, status=failed", api, "/api/v1/deliveries?status=failed"),
         ("API: deliveries, status=pending", api, "/api/v1/deliveries?status=pending"),
         ("API: deliveries, endpoint", api, "/api/v1/deliveries?endpoint_id=2"),
-        ("API: deliveries, message id", api,
-         f"/api/v1/deliveries?message_id={stats['messages'][1]}"),
+        (
+            "API: deliveries, message id",
+            api,
+            f"/api/v1/deliveries?message_id={stats['messages'][1]}",
+        ),
         ("API: deliveries, mobile", api, f"/api/v1/deliveries?mobile={stats['mobiles'][1]}"),
     ]
     print(f"\n{dialect}, {args.rows:,} attempts, {args.repeat} requests per view")

@@ -9,6 +9,7 @@ them as JSON on GET /received. Optional behaviours:
 - GET /fail/on and GET /fail/off: while on, every POST is answered 500 (an outage);
 - GET /counts: {delivery id: [POSTs received, POSTs answered 2xx]}, for duplicates and retries.
 """
+
 import asyncio
 import json
 import sys
@@ -62,8 +63,10 @@ def serve(port_out, fail=None):
                 if delay:
                     await asyncio.sleep(float(delay[0]))
                 status, body = answer(method, target, headers)
-                writer.write(b"HTTP/1.1 %d %s\r\nContent-Length: %d\r\n\r\n%s" % (
-                    status, b"OK" if status == 200 else b"Error", len(body), body))
+                writer.write(
+                    b"HTTP/1.1 %d %s\r\nContent-Length: %d\r\n\r\n%s"
+                    % (status, b"OK" if status == 200 else b"Error", len(body), body)
+                )
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:

@@ -9,15 +9,27 @@
    POST received, p50 and p99.
 Peak worker RSS is sampled throughout. Default: PostgreSQL and the local Redis server.
 """
+
 import argparse
 import statistics
 import time
 
-from common import (DEFAULT_DB, DEFAULT_REDIS, CpuShare, RssSampler, cpu_line, family,
-                    fresh_database, make_app, percentile, postgres_pids, redis_pids,
-                    start_workers, stop)
-
 import receiver as bench_receiver
+from common import (
+    DEFAULT_DB,
+    DEFAULT_REDIS,
+    CpuShare,
+    RssSampler,
+    cpu_line,
+    family,
+    fresh_database,
+    make_app,
+    percentile,
+    postgres_pids,
+    redis_pids,
+    start_workers,
+    stop,
+)
 
 
 def baseline(url: str, n: int) -> tuple[float, float]:
@@ -51,15 +63,26 @@ def postgres_row_baseline(app, rows: int = 20_000, per_statement: int = 200) -> 
         db.session.execute(text("CREATE TABLE bench_rows (LIKE attempt INCLUDING DEFAULTS)"))
         db.session.commit()
         row = {c.name: None for c in Attempt.__table__.c if c.name != "id"} | {
-            "delivery_id": 1, "account_id": 1, "endpoint_id": 1, "event_type": "sms.sent",
-            "number": 1, "trigger": "auto", "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "duration_ms": 3, "ok": True, "status_code": 200, "response_headers": "{}",
-            "response_body": "ok", "id": 0}
+            "delivery_id": 1,
+            "account_id": 1,
+            "endpoint_id": 1,
+            "event_type": "sms.sent",
+            "number": 1,
+            "trigger": "auto",
+            "started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "duration_ms": 3,
+            "ok": True,
+            "status_code": 200,
+            "response_headers": "{}",
+            "response_body": "ok",
+            "id": 0,
+        }
         table = Attempt.__table__.to_metadata(db.MetaData(), name="bench_rows")
         with share.seconds() as used:
             for start in range(0, rows, per_statement):
-                db.session.execute(insert(table), [row | {"id": start + i}
-                                                   for i in range(per_statement)])
+                db.session.execute(
+                    insert(table), [row | {"id": start + i} for i in range(per_statement)]
+                )
                 db.session.commit()
         db.session.execute(text("DROP TABLE bench_rows"))
         db.session.commit()
@@ -89,13 +112,28 @@ def queued_messages(app, account_id, n) -> list[int]:
     now = utcnow()
     with app.app_context():
         first = db.session.scalar(select(Message.id).order_by(Message.id.desc()).limit(1)) or 0
-        db.session.execute(insert(Message.__table__), [
-            {"account_id": account_id, "mobile": "254712345678", "sender_id": "BENCH",
-             "message": f"bench {i}", "network": "safaricom", "source": "api",
-             "status": "queued", "simulate": "hold", "created_at": now, "updated_at": now} for i in range(n)])
+        db.session.execute(
+            insert(Message.__table__),
+            [
+                {
+                    "account_id": account_id,
+                    "mobile": "254712345678",
+                    "sender_id": "BENCH",
+                    "message": f"bench {i}",
+                    "network": "safaricom",
+                    "source": "api",
+                    "status": "queued",
+                    "simulate": "hold",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(n)
+            ],
+        )
         db.session.commit()
-        ids = db.session.scalars(select(Message.id).where(Message.id > first)
-                                 .order_by(Message.id)).all()
+        ids = db.session.scalars(
+            select(Message.id).where(Message.id > first).order_by(Message.id)
+        ).all()
         db.session.remove()
     return ids
 
@@ -114,8 +152,9 @@ def fire(app, message_ids, *, kick: bool, per_commit: int = 1):
     with app.app_context():
         batch = []
         for message_id in message_ids:
-            msg = db.session.scalar(select(Message).where(Message.id == message_id)
-                                    .with_for_update())
+            msg = db.session.scalar(
+                select(Message).where(Message.id == message_id).with_for_update()
+            )
             batch.append(transition(msg, "sent"))
             if len(batch) >= per_commit:
                 db.session.commit()
@@ -152,9 +191,13 @@ def steady(db_url, redis_url, message_ids, rate, procs=4):
 
     start = 1.0  # let every process build its app first
     with mp.get_context("spawn").Pool(procs) as pool:
-        parts = pool.map(_fire_steady, [
-            (db_url, redis_url, message_ids[i::procs], rate / procs, start + i / rate)
-            for i in range(procs)])
+        parts = pool.map(
+            _fire_steady,
+            [
+                (db_url, redis_url, message_ids[i::procs], rate / procs, start + i / rate)
+                for i in range(procs)
+            ],
+        )
     return [x for part in parts for x in part]
 
 
@@ -180,8 +223,9 @@ def errors(app) -> list:
     from tnt.models import Attempt
 
     with app.app_context():
-        rows = db.session.execute(select(Attempt.error, func.count()).where(Attempt.ok.is_(False))
-                                  .group_by(Attempt.error)).all()
+        rows = db.session.execute(
+            select(Attempt.error, func.count()).where(Attempt.ok.is_(False)).group_by(Attempt.error)
+        ).all()
         db.session.remove()
         return rows
 
@@ -194,7 +238,8 @@ def delivery_uids(app, event_ids) -> dict[str, int]:
 
     with app.app_context():
         rows = db.session.execute(
-            select(Delivery.uid, Delivery.event_id).where(Delivery.event_id.in_(event_ids))).all()
+            select(Delivery.uid, Delivery.event_id).where(Delivery.event_id.in_(event_ids))
+        ).all()
         db.session.remove()
     return dict(rows)
 
@@ -229,12 +274,16 @@ def main():
     runs = [baseline(f"{base_url}/baseline", 2000) for _ in range(3)]
     base_rates = [rate for rate, _ in runs]
     base_cpu = statistics.median(cpu for _, cpu in runs)
-    print(f"baseline: plain libcurl loop, one keep-alive connection: "
-          f"{statistics.median(base_rates):,.0f} POST/s, {base_cpu:.0f} µs CPU per POST "
-          f"(median of 3 runs of 2,000)")
+    print(
+        f"baseline: plain libcurl loop, one keep-alive connection: "
+        f"{statistics.median(base_rates):,.0f} POST/s, {base_cpu:.0f} µs CPU per POST "
+        f"(median of 3 runs of 2,000)"
+    )
     pg_row = statistics.median(postgres_row_baseline(app) for _ in range(3))
-    print(f"baseline: PostgreSQL CPU per attempt-shaped row, batched INSERT, no indexes: "
-          f"{pg_row:.0f} µs (median of 3 runs of 20,000)")
+    print(
+        f"baseline: PostgreSQL CPU per attempt-shaped row, batched INSERT, no indexes: "
+        f"{pg_row:.0f} µs (median of 3 runs of 20,000)"
+    )
 
     # Throughput: a backlog of events, fired before the workers start (their sweeper would
     # otherwise find it and start on it early), then one kick.
@@ -254,32 +303,47 @@ def main():
         failed = attempts_recorded(app, ok=False)
         if failed:
             print(f"throughput: {failed} attempts FAILED: {errors(app)}")
-        print(f"throughput: {total:,} deliveries ({args.events:,} events x {args.endpoints} "
-              f"endpoints) with {args.workers} worker(s) in {elapsed:.1f} s = "
-              f"{total / elapsed:,.0f} deliveries/s "
-              f"({total / elapsed / statistics.median(base_rates):.2f}x the baseline loop)")
-        print(f"  CPU per delivery: worker {used['worker'] / total * 1e6:.0f} µs "
-              f"(baseline libcurl loop {base_cpu:.0f} µs per POST), PostgreSQL "
-              f"{used['postgres'] / total * 1e6:.0f} µs (baseline {pg_row:.0f} µs per row)")
+        print(
+            f"throughput: {total:,} deliveries ({args.events:,} events x {args.endpoints} "
+            f"endpoints) with {args.workers} worker(s) in {elapsed:.1f} s = "
+            f"{total / elapsed:,.0f} deliveries/s "
+            f"({total / elapsed / statistics.median(base_rates):.2f}x the baseline loop)"
+        )
+        print(
+            f"  CPU per delivery: worker {used['worker'] / total * 1e6:.0f} µs "
+            f"(baseline libcurl loop {base_cpu:.0f} µs per POST), PostgreSQL "
+            f"{used['postgres'] / total * 1e6:.0f} µs (baseline {pg_row:.0f} µs per row)"
+        )
 
         # Latency at a steady rate, fired from a few threads as web processes would.
         before = attempts_recorded(app)
         procs = 4
         messages = queued_messages(app, account_id, args.rate * args.seconds + procs)
-        share = CpuShare({"worker": lambda: family(workers), "postgres": postgres_pids,
-                          "receiver": lambda: [recv_proc.pid], "redis": redis_pids})
+        share = CpuShare(
+            {
+                "worker": lambda: family(workers),
+                "postgres": postgres_pids,
+                "receiver": lambda: [recv_proc.pid],
+                "redis": redis_pids,
+            }
+        )
         cpu = share.measure(start_in=3, seconds=args.seconds - 2)  # the steady part
         fired = steady(db_url, args.redis_url, messages, args.rate, procs)
         achieved = len(fired) / (max(t for _, t in fired) - min(t for _, t in fired))
         wait_for(app, before + len(fired) * args.endpoints, timeout=60)
         got = bench_receiver.received(base_url)
         committed = dict(fired)
-        latencies = [(got[uid] - committed[eid]) * 1000
-                     for uid, eid in delivery_uids(app, list(committed)).items() if uid in got]
-        print(f"latency at {achieved:,.0f} events/s ({achieved * args.endpoints:,.0f} "
-              f"deliveries/s) for {args.seconds} s: event committed -> POST received "
-              f"p50 {percentile(latencies, 50):.0f} ms, p99 {percentile(latencies, 99):.0f} ms, "
-              f"max {max(latencies):.0f} ms ({len(latencies):,} deliveries)")
+        latencies = [
+            (got[uid] - committed[eid]) * 1000
+            for uid, eid in delivery_uids(app, list(committed)).items()
+            if uid in got
+        ]
+        print(
+            f"latency at {achieved:,.0f} events/s ({achieved * args.endpoints:,.0f} "
+            f"deliveries/s) for {args.seconds} s: event committed -> POST received "
+            f"p50 {percentile(latencies, 50):.0f} ms, p99 {percentile(latencies, 99):.0f} ms, "
+            f"max {max(latencies):.0f} ms ({len(latencies):,} deliveries)"
+        )
         if cpu:
             print("  " + cpu_line(cpu))
     finally:

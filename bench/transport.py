@@ -8,6 +8,7 @@ Transport's loop thread does most of its work). Every client sends the same 200-
 and headers over keep-alive connections, after a warm-up. Each figure is the median of --runs
 runs; "x" is the ratio to http.client's CPU. Nothing is asserted: figures vary with the machine.
 """
+
 import argparse
 import asyncio
 import http.client
@@ -20,11 +21,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-BODY = b'{"event":"sms.delivered","message_id":"msg_0123456789","status":"delivered",' \
-       b'"mobile":"254712345678","network":"safaricom","at":"2026-01-01T00:00:00Z","n":"' + b"x" * 40 + b'"}'
-HEADERS = {"Content-Type": "application/json",
-           "X-TalkNTalk-Signature": "t=1767225600,v1=" + "a" * 64,
-           "X-TalkNTalk-Delivery": "dlv_0123456789"}
+BODY = (
+    b'{"event":"sms.delivered","message_id":"msg_0123456789","status":"delivered",'
+    b'"mobile":"254712345678","network":"safaricom","at":"2026-01-01T00:00:00Z","n":"'
+    + b"x" * 40
+    + b'"}'
+)
+HEADERS = {
+    "Content-Type": "application/json",
+    "X-TalkNTalk-Signature": "t=1767225600,v1=" + "a" * 64,
+    "X-TalkNTalk-Delivery": "dlv_0123456789",
+}
 
 
 def serve(ready):
@@ -40,16 +47,25 @@ def serve(ready):
             while (end := buf.find(b"\r\n\r\n")) >= 0:
                 head = buf[:end].lower()
                 at = head.find(b"content-length:")
-                length = int(head[at + 15:head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None]) \
-                    if at >= 0 else 0
+                length = (
+                    int(
+                        head[
+                            at + 15 : head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None
+                        ]
+                    )
+                    if at >= 0
+                    else 0
+                )
                 if len(buf) < end + 4 + length:
                     break
-                buf = buf[end + 4 + length:]
+                buf = buf[end + 4 + length :]
                 self.transport.write(answer)
             self.buf = buf
 
     async def main():
-        server = await asyncio.get_running_loop().create_server(Protocol, "127.0.0.1", 0, backlog=512)
+        server = await asyncio.get_running_loop().create_server(
+            Protocol, "127.0.0.1", 0, backlog=512
+        )
         ready.put(server.sockets[0].getsockname()[1])
         await server.serve_forever()
 
@@ -66,35 +82,43 @@ def client_http_client(url):
             conn.request("POST", "/hook", BODY, HEADERS)
             response = conn.getresponse()
             response.read()
+
     return run, conn.close
 
 
 def client_urllib3(url):
     import urllib3
+
     pool = urllib3.PoolManager(maxsize=1)
 
     def run(n):
         for _ in range(n):
             pool.request("POST", url, body=BODY, headers=HEADERS)
+
     return run, pool.clear
 
 
 def client_requests(url):
     import requests
+
     session = requests.Session()
 
     def run(n):
         for _ in range(n):
             _ = session.post(url, data=BODY, headers=HEADERS).content
+
     return run, session.close
 
 
 def client_pycurl_easy(url):
     import pycurl
+
     curl = pycurl.Curl()
     chunks = []
     curl.setopt(pycurl.URL, url)
-    curl.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in HEADERS.items()] + ["Expect:", "Accept:"])
+    curl.setopt(
+        pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in HEADERS.items()] + ["Expect:", "Accept:"]
+    )
     curl.setopt(pycurl.WRITEFUNCTION, chunks.append)
     curl.setopt(pycurl.NOSIGNAL, 1)
 
@@ -104,11 +128,13 @@ def client_pycurl_easy(url):
             curl.perform()
             curl.getinfo(pycurl.RESPONSE_CODE)
             chunks.clear()
+
     return run, curl.close
 
 
 def _transport():
     from tnt.transport import Transport
+
     return Transport(allow_loopback=True, timeout=10)
 
 
@@ -119,6 +145,7 @@ def client_transport_post(url):
         for _ in range(n):
             response = transport.post(url, BODY, HEADERS)
             assert response.ok, response.error
+
     return run, transport.close
 
 
@@ -144,6 +171,7 @@ def client_transport_submit(url, window):
             transport.submit(url, BODY, HEADERS, done)
         finished.wait()
         assert not errors, errors[:3]
+
     return run, transport.close
 
 
@@ -177,16 +205,24 @@ def main():
     import pycurl
     import requests
     import urllib3
-    print(f"{pycurl.version}; urllib3 {urllib3.__version__}; requests {requests.__version__}; "
-          f"Python {sys.version.split()[0]}")
-    print(f"{args.posts} POSTs per run, median of {args.runs} runs, keep-alive, receiver in its own process\n")
+
+    print(
+        f"{pycurl.version}; urllib3 {urllib3.__version__}; requests {requests.__version__}; "
+        f"Python {sys.version.split()[0]}"
+    )
+    print(
+        f"{args.posts} POSTs per run, median of {args.runs} runs, keep-alive, receiver in its own process\n"
+    )
     clients = [
         ("http.client (one connection)", client_http_client),
         ("urllib3 PoolManager", client_urllib3),
         ("requests Session", client_requests),
         ("pycurl easy handle, perform()", client_pycurl_easy),
         ("Transport.post(), one at a time", client_transport_post),
-        (f"Transport.submit(), {args.window} in flight", lambda u: client_transport_submit(u, args.window)),
+        (
+            f"Transport.submit(), {args.window} in flight",
+            lambda u: client_transport_submit(u, args.window),
+        ),
     ]
     results = [(name, *measure(setup, url, args.posts, args.runs)) for name, setup in clients]
     base = results[0][1]

@@ -1,5 +1,7 @@
 """Fixtures: the app on SQLite (default) or TEST_DATABASE_URL, real Redis (TEST_REDIS_URL or the
 bundled server), and a real HTTP receiver."""
+
+import contextlib
 import contextvars
 import json
 import os
@@ -28,7 +30,8 @@ freezegun.configure(extend_ignore_list=["tnt.transport", "urllib3", "http.client
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     return os.environ.get("TEST_DATABASE_URL") or (
-        f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}")
+        f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -71,17 +74,19 @@ class IsolatedClient(FlaskClient):
 
 @pytest.fixture
 def app(_schema, redis_url):
-    app = create_app({
-        "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": _schema,
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": "test",
-        "TNT_ALLOW_LOOPBACK": True,
-        "TNT_HTTPS_ONLY": False,
-        "TNT_DELIVERY_TIMEOUT": 2.0,
-        "TNT_SIMULATED_DLR_DELAY": 0,
-        "TNT_DRAIN_IDLE": 0.05,  # a burst worker's drain job ends soon after the work does
-    })
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": _schema,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": "test",
+            "TNT_ALLOW_LOOPBACK": True,
+            "TNT_HTTPS_ONLY": False,
+            "TNT_DELIVERY_TIMEOUT": 2.0,
+            "TNT_SIMULATED_DLR_DELAY": 0,
+            "TNT_DRAIN_IDLE": 0.05,  # a burst worker's drain job ends soon after the work does
+        }
+    )
     app.test_client_class = IsolatedClient
     with app.app_context():
         _empty_tables()
@@ -191,6 +196,7 @@ def people(app):
 
 # The API: a key of `account`'s and a client that sends it. -------------------------------------
 
+
 @pytest.fixture
 def api_key(account):
     from tnt import apikeys
@@ -204,7 +210,7 @@ def api(client, api_key):
     """The test client with this account's key on every request."""
 
     class Api:
-        headers = {"Authorization": f"Bearer {api_key}"}
+        headers = {"Authorization": f"Bearer {api_key}"}  # noqa: RUF012
 
         def __getattr__(self, method):
             def call(path, **kw):
@@ -231,6 +237,7 @@ def other(app):
 
 # Real worker processes and a receiver that counts what they send. -------------------------------
 
+
 @pytest.fixture
 def hooks():
     from workers import CountingReceiver
@@ -255,21 +262,32 @@ def spawn(_schema, redis_url, tmp_path):
 
     def start(name: str, **env) -> subprocess.Popen:
         log = tmp_path / f"{name}.log"
-        env = dict(os.environ, DATABASE_URL=_schema, REDIS_URL=redis_url,
-                   TNT_ALLOW_LOOPBACK="1", TNT_INSTANCE_PATH=str(tmp_path)) | env
+        env = (
+            dict(
+                os.environ,
+                DATABASE_URL=_schema,
+                REDIS_URL=redis_url,
+                TNT_ALLOW_LOOPBACK="1",
+                TNT_INSTANCE_PATH=str(tmp_path),
+            )
+            | env
+        )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "app", "tnt", "worker"], cwd=root, env=env,
-            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+            [sys.executable, "-m", "flask", "--app", "app", "tnt", "worker"],
+            cwd=root,
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         proc.log = log
         procs.append(proc)
         return proc
 
     yield start
     for proc in procs:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
 
 
@@ -299,18 +317,34 @@ def page(live_server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         try:
-            context = browser.new_context(base_url=live_server,
-                                          viewport={"width": 1360, "height": 900})
+            context = browser.new_context(
+                base_url=live_server, viewport={"width": 1360, "height": 900}
+            )
             context.set_default_timeout(8000)
             pg = context.new_page()
             pg.problems = []
             pg.on("pageerror", lambda exc: pg.problems.append(f"page error: {exc}"))
-            pg.on("console", lambda msg: pg.problems.append(f"{pg.url}: {msg.text}")
-                  if "Content Security Policy" in msg.text else None)
+            pg.on(
+                "console",
+                lambda msg: (
+                    pg.problems.append(f"{pg.url}: {msg.text}")
+                    if "Content Security Policy" in msg.text
+                    else None
+                ),
+            )
             yield pg
             assert pg.problems == [], pg.problems
         finally:

@@ -1,4 +1,5 @@
 """The spec's rules for a webhook request, checked the same way for real and test events."""
+
 import hashlib
 import hmac
 import json
@@ -7,15 +8,22 @@ import re
 from tnt.states import EventType
 
 ISO_NAIROBI = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+03:00$")
-DATA_KEYS = ["id", "mobile", "sender_id", "message", "status", "network", "source",
-             "created_at", "updated_at"]
+DATA_KEYS = [
+    "id",
+    "mobile",
+    "sender_id",
+    "message",
+    "status",
+    "network",
+    "source",
+    "created_at",
+    "updated_at",
+]
 
 
 def verify_signature(raw_body: bytes, secret: str, header: str) -> bool:
     """Verbatim from the spec."""
-    expected = 'sha256=' + hmac.new(
-        secret.encode(), raw_body, hashlib.sha256
-    ).hexdigest()
+    expected = "sha256=" + hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, header)
 
 

@@ -1,4 +1,5 @@
 """The dashboard's API pages: API keys (shown once, revoke) and the API reference."""
+
 import re
 
 import pytest
@@ -58,8 +59,9 @@ def test_keys_page_is_scoped_to_the_account(as_user, account):
     c = as_user(user)
     page = c.get("/api-keys").get_data(as_text=True)
     assert "theirs" not in page
-    assert c.post(f"/api-keys/{theirs.id}/revoke",
-                  data={"csrf_token": _csrf(page)}).status_code == 404
+    assert (
+        c.post(f"/api-keys/{theirs.id}/revoke", data={"csrf_token": _csrf(page)}).status_code == 404
+    )
     assert db.session.get(ApiKey, theirs.id).revoked_at is None
 
 

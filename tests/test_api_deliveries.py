@@ -22,9 +22,17 @@ def _deliveries_of(msg_id):
 
 def _fail(delivery_ids):
     """As if all four automatic attempts had failed."""
-    db.session.execute(update(Delivery).where(Delivery.id.in_(delivery_ids)).values(
-        status="failed", auto_attempts=4, attempts_count=4, next_attempt_at=None,
-        last_error="HTTP 500: not a 2xx response"))
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids))
+        .values(
+            status="failed",
+            auto_attempts=4,
+            attempts_count=4,
+            next_attempt_at=None,
+            last_error="HTTP 500: not a 2xx response",
+        )
+    )
     db.session.commit()
 
 
@@ -32,8 +40,8 @@ def test_list_filters_get_with_attempts(api, account, receiver, work):
     ep = endpoints.create(account.id, receiver.url, ["sms.cancelled", "sms.delivered"])
     m1, m2 = _cancelled(account), _cancelled(account, "0733123456")
     work()
-    d1, = _deliveries_of(m1.id)
-    d2, = _deliveries_of(m2.id)
+    (d1,) = _deliveries_of(m1.id)
+    (d2,) = _deliveries_of(m2.id)
     _fail([d2.id])
     rows = api.get("/api/v1/deliveries").get_json()
     assert [d["id"] for d in rows["data"]] == [d2.id, d1.id]
@@ -73,15 +81,17 @@ def test_resend_one_is_a_manual_attempt(api, account, receiver, work):
     msg = _cancelled(account)
     receiver.respond = [(500, b"nope")]
     work()
-    d, = _deliveries_of(msg.id)
+    (d,) = _deliveries_of(msg.id)
     receiver.received()
     receiver.respond = [(200, b"thanks")]
     resp = api.post(f"/api/v1/deliveries/{d.id}/resend")
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
     assert body["status"] == "delivered"
-    assert [(a["trigger"], a["ok"]) for a in body["attempts"]] == [("auto", False),
-                                                                   ("manual", True)]
+    assert [(a["trigger"], a["ok"]) for a in body["attempts"]] == [
+        ("auto", False),
+        ("manual", True),
+    ]
     assert len(receiver.received()) == 1
 
 
@@ -89,7 +99,7 @@ def test_resend_to_a_disabled_endpoint_is_409(api, account, receiver, work):
     ep = endpoints.create(account.id, receiver.url, ["sms.cancelled"])
     msg = _cancelled(account)
     work()
-    d, = _deliveries_of(msg.id)
+    (d,) = _deliveries_of(msg.id)
     endpoints.set_enabled(ep, False)
     assert_error(api.post(f"/api/v1/deliveries/{d.id}/resend"), 409, "conflict")
 
@@ -104,8 +114,9 @@ def test_bulk_resend_queues_matching_failures_for_the_engine(api, account, recei
     all_ids = [i for per in by_msg.values() for i in per.values()]
     _fail(all_ids)
     delivered_one = by_msg[m2.id][ep.id]
-    db.session.execute(update(Delivery).where(Delivery.id == delivered_one)
-                       .values(status="delivered"))
+    db.session.execute(
+        update(Delivery).where(Delivery.id == delivered_one).values(status="delivered")
+    )
     db.session.commit()
 
     # Nothing matches: nothing changes.
@@ -113,8 +124,9 @@ def test_bulk_resend_queues_matching_failures_for_the_engine(api, account, recei
     assert resp.status_code == 202 and resp.get_json() == {"queued": 0}
 
     # Failed deliveries to ep for 0712345678: m1 only (m2's is delivered, m3 another mobile).
-    resp = api.post("/api/v1/deliveries/resend",
-                    json={"endpoint_id": ep.id, "mobile": "0712345678"})
+    resp = api.post(
+        "/api/v1/deliveries/resend", json={"endpoint_id": ep.id, "mobile": "0712345678"}
+    )
     assert resp.get_json() == {"queued": 1}
     receiver.respond = [(500, b"still down")]
     work()
@@ -122,8 +134,9 @@ def test_bulk_resend_queues_matching_failures_for_the_engine(api, account, recei
     db.session.refresh(d)
     assert d.status == "failed" and d.next_attempt_at is None  # one attempt, no new retry series
     assert len(receiver.received()) == 1
-    last = db.session.scalar(select(Attempt).where(Attempt.delivery_id == d.id)
-                             .order_by(Attempt.id.desc()).limit(1))
+    last = db.session.scalar(
+        select(Attempt).where(Attempt.delivery_id == d.id).order_by(Attempt.id.desc()).limit(1)
+    )
     assert last.trigger == "manual" and not last.ok  # a resend someone asked for, not a retry
     assert not d.resend_pending
 
@@ -136,8 +149,9 @@ def test_bulk_resend_queues_matching_failures_for_the_engine(api, account, recei
     assert len(receiver.received()) == 5
     statuses = {db.session.get(Delivery, i).status for i in all_ids}
     assert statuses == {"delivered"}
-    assert db.session.scalar(select(Attempt).where(Attempt.delivery_id == d.id)
-                             .order_by(Attempt.id.desc()).limit(1)).ok
+    assert db.session.scalar(
+        select(Attempt).where(Attempt.delivery_id == d.id).order_by(Attempt.id.desc()).limit(1)
+    ).ok
 
     assert_error(api.post("/api/v1/deliveries/resend", json={"status": "delivered"}), 422)
     assert_error(api.post("/api/v1/deliveries/resend", json={"endpoint_id": "1"}), 422)
@@ -148,7 +162,7 @@ def test_bulk_resend_skips_disabled_endpoints_and_other_accounts(api, account, o
 
     ep = endpoints.create(account.id, receiver.url, ["sms.cancelled"])
     msg = _cancelled(account)
-    mine, = _deliveries_of(msg.id)
+    (mine,) = _deliveries_of(msg.id)
     _fail([mine.id, other["delivery"]])
     endpoints.set_enabled(ep, False)
     assert api.post("/api/v1/deliveries/resend", json={}).get_json() == {"queued": 0}
@@ -166,7 +180,7 @@ def test_retries_then_failed_then_bulk_resend_end_to_end(api, account, receiver,
         for minutes in (1, 5, 30):
             clock.tick(timedelta(minutes=minutes, seconds=1))
             work()
-        d, = _deliveries_of(msg.id)
+        (d,) = _deliveries_of(msg.id)
         db.session.refresh(d)
         assert d.status == "failed" and d.attempts_count == 4
         receiver.respond = [(200, b"ok")]
@@ -175,8 +189,12 @@ def test_retries_then_failed_then_bulk_resend_end_to_end(api, account, receiver,
         db.session.refresh(d)
         assert d.status == "delivered" and d.attempts_count == 5
         assert d.auto_attempts == 4 and not d.resend_pending  # the resend was not a retry
-        triggers = [a.trigger for a in db.session.scalars(
-            select(Attempt).where(Attempt.delivery_id == d.id).order_by(Attempt.id))]
+        triggers = [
+            a.trigger
+            for a in db.session.scalars(
+                select(Attempt).where(Attempt.delivery_id == d.id).order_by(Attempt.id)
+            )
+        ]
         assert triggers == ["auto"] * 4 + ["manual"]
 
 

@@ -1,4 +1,3 @@
-
 from api_helpers import assert_error
 from payloads import assert_webhook
 from sqlalchemy import select
@@ -18,60 +17,83 @@ def test_create_list_get_update_delete(api, receiver, account):
     assert ep["events"] == ["sms.delivered"] and ep["enabled"] and not ep["has_secret"]
     assert [e["id"] for e in api.get("/api/v1/endpoints").get_json()["data"]] == [ep["id"]]
     assert api.get(f"/api/v1/endpoints/{ep['id']}").get_json()["description"] == "main"
-    resp = api.patch(f"/api/v1/endpoints/{ep['id']}",
-                     json={"events": ["sms.sent", "sms.delivered"], "description": "renamed"})
+    resp = api.patch(
+        f"/api/v1/endpoints/{ep['id']}",
+        json={"events": ["sms.sent", "sms.delivered"], "description": "renamed"},
+    )
     body = resp.get_json()
     assert resp.status_code == 200 and body["events"] == ["sms.sent", "sms.delivered"]
     assert body["description"] == "renamed" and body["url"] == receiver.url
-    assert api.patch(f"/api/v1/endpoints/{ep['id']}", json={"enabled": False}).get_json()[
-        "enabled"] is False
+    assert (
+        api.patch(f"/api/v1/endpoints/{ep['id']}", json={"enabled": False}).get_json()["enabled"]
+        is False
+    )
     assert api.delete(f"/api/v1/endpoints/{ep['id']}").status_code == 204
     assert_error(api.get(f"/api/v1/endpoints/{ep['id']}"), 404)
     assert api.get("/api/v1/endpoints").get_json()["data"] == []
 
 
 def test_invalid_endpoint_fields_are_422_and_change_nothing(api, receiver):
-    err = assert_error(api.post("/api/v1/endpoints", json={"url": "ftp://x", "events": ["sms.x"]}),
-                       422)
+    err = assert_error(
+        api.post("/api/v1/endpoints", json={"url": "ftp://x", "events": ["sms.x"]}), 422
+    )
     assert set(err["fields"]) == {"url", "events"}
-    assert_error(api.post("/api/v1/endpoints", json={"url": receiver.url, "events": "sms.sent"}),
-                 422)
+    assert_error(
+        api.post("/api/v1/endpoints", json={"url": receiver.url, "events": "sms.sent"}), 422
+    )
     assert_error(api.post("/api/v1/endpoints", json={"events": ["sms.sent"]}), 422)
     ep = _create(api, receiver.url)
-    assert_error(api.patch(f"/api/v1/endpoints/{ep['id']}",
-                           json={"description": "new", "events": []}), 422)
+    assert_error(
+        api.patch(f"/api/v1/endpoints/{ep['id']}", json={"description": "new", "events": []}), 422
+    )
     assert_error(api.patch(f"/api/v1/endpoints/{ep['id']}", json={"enabled": "no"}), 422)
     assert db.session.get(Endpoint, ep["id"]).description == ""
 
 
-def test_events_default_to_all_of_them_as_the_document_and_the_cli_say(app, api, receiver,
-                                                                         account, runner):
+def test_events_default_to_all_of_them_as_the_document_and_the_cli_say(
+    app, api, receiver, account, runner
+):
     resp = api.post("/api/v1/endpoints", json={"url": receiver.url})
     assert resp.status_code == 201
     assert resp.get_json()["events"] == list(EVENTS)
     schema = api.get("/api/v1/openapi.json").get_json()["components"]["schemas"]["EndpointInput"]
     assert schema["required"] == ["url"]
-    out = runner.invoke(args=["tnt", "create-endpoint", "--account", account.name,
-                              "--url", receiver.url])
+    out = runner.invoke(
+        args=["tnt", "create-endpoint", "--account", account.name, "--url", receiver.url]
+    )
     assert out.exit_code == 0, out.output
-    assert db.session.scalars(select(Endpoint).order_by(Endpoint.id.desc())).first().event_list \
-        == list(EVENTS)
+    assert db.session.scalars(
+        select(Endpoint).order_by(Endpoint.id.desc())
+    ).first().event_list == list(EVENTS)
 
 
 def test_a_422_names_every_bad_field_at_once(api, receiver):
-    bad = {"url": 5, "events": ["sms.x"], "description": "x" * 300, "secret": "short",
-           "colour": "red"}
+    bad = {
+        "url": 5,
+        "events": ["sms.x"],
+        "description": "x" * 300,
+        "secret": "short",
+        "colour": "red",
+    }
     err = assert_error(api.post("/api/v1/endpoints", json=bad), 422)
     assert set(err["fields"]) == {"url", "events", "description", "secret", "colour"}
     assert err["fields"]["url"] == "Must be a string."
     err = assert_error(api.post("/api/v1/endpoints", json={"url": "ftp://x", "events": "all"}), 422)
     assert set(err["fields"]) == {"url", "events"}
     ep = _create(api, receiver.url)
-    err = assert_error(api.patch(f"/api/v1/endpoints/{ep['id']}",
-                                 json={"url": "http://10.0.0.1/", "enabled": "no"}), 422)
+    err = assert_error(
+        api.patch(
+            f"/api/v1/endpoints/{ep['id']}", json={"url": "http://10.0.0.1/", "enabled": "no"}
+        ),
+        422,
+    )
     assert set(err["fields"]) == {"url", "enabled"}
-    err = assert_error(api.post("/api/v1/messages", json={"mobile": 712, "message": " ",
-                                                          "sender_id": "far too long id"}), 422)
+    err = assert_error(
+        api.post(
+            "/api/v1/messages", json={"mobile": 712, "message": " ", "sender_id": "far too long id"}
+        ),
+        422,
+    )
     assert set(err["fields"]) == {"mobile", "message", "sender_id"}
 
 
@@ -87,10 +109,16 @@ def test_enable_disable_and_secret(api, receiver):
     assert rotated["secret"].startswith("whsec_") and rotated["has_secret"]
     cleared = api.delete(f"/api/v1/endpoints/{ep['id']}/secret").get_json()
     assert cleared["secret"] is None and not cleared["has_secret"]
-    assert api.patch(f"/api/v1/endpoints/{ep['id']}", json={"secret": "another-one"}).get_json()[
-        "secret"] == "another-one"
-    assert api.patch(f"/api/v1/endpoints/{ep['id']}", json={"secret": None}).get_json()[
-        "secret"] is None
+    assert (
+        api.patch(f"/api/v1/endpoints/{ep['id']}", json={"secret": "another-one"}).get_json()[
+            "secret"
+        ]
+        == "another-one"
+    )
+    assert (
+        api.patch(f"/api/v1/endpoints/{ep['id']}", json={"secret": None}).get_json()["secret"]
+        is None
+    )
 
 
 def test_send_test_event_reaches_the_receiver_signed(api, receiver, work):

@@ -1,4 +1,5 @@
 """Rate limit, event types, the OpenAPI document against the routes, the CLI and dashboard."""
+
 import re
 
 from api_helpers import assert_error
@@ -18,13 +19,16 @@ def test_rate_limit_per_key_answers_429_with_retry_after(app, client, api, accou
     assert int(resp.headers["Retry-After"]) > 0
     # Another key of the same account has its own budget.
     _key, raw = apikeys.create(account.id, "second")
-    assert client.get("/api/v1/event-types",
-                      headers={"Authorization": f"Bearer {raw}"}).status_code == 200
+    assert (
+        client.get("/api/v1/event-types", headers={"Authorization": f"Bearer {raw}"}).status_code
+        == 200
+    )
 
 
 def test_the_api_still_answers_when_redis_is_down(app, api_key, account):
-    down = create_app(app.config | {"REDIS_URL": "redis://127.0.0.1:9/0",
-                                    "TNT_API_RATE_LIMIT": "1/minute"})
+    down = create_app(
+        app.config | {"REDIS_URL": "redis://127.0.0.1:9/0", "TNT_API_RATE_LIMIT": "1/minute"}
+    )
     with down.app_context():
         c = down.test_client()
         for _ in range(3):

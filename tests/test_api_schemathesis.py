@@ -11,6 +11,7 @@
 
 Examples are few and derandomized, so the three runs take well under a minute.
 """
+
 import time
 
 import pytest
@@ -34,8 +35,12 @@ from tnt.models import Attempt, Delivery, Endpoint, Event, Message
 
 EXAMPLES = 60  # per operation and mode
 DLR_SECRET = "dlr-secret-for-schemathesis"
-CONFORMANCE = [not_a_server_error, status_code_conformance, content_type_conformance,
-               response_schema_conformance]
+CONFORMANCE = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 def seed(account, receiver) -> None:
@@ -63,11 +68,17 @@ def live(app, account, api_key, receiver):
     seed(account, receiver)
     # An endpoint URL is valid only if its host resolves to a public address (here: loopback,
     # allowed in tests), which no schema can say: valid URLs are the receiver's.
-    schemathesis.openapi.format("uri", st.sampled_from(
-        [receiver.url, receiver.url + "/orders?x=1", receiver.url.replace("/hooks", "/")]))
+    schemathesis.openapi.format(
+        "uri",
+        st.sampled_from(
+            [receiver.url, receiver.url + "/orders?x=1", receiver.url.replace("/hooks", "/")]
+        ),
+    )
     # Likewise a mobile number is valid only in a range a network holds (tnt/phones.py).
-    schemathesis.openapi.format("ke-mobile", st.sampled_from(
-        ["0712345678", "+254 733 123 456", "254110123456", "(0770) 123-456"]))
+    schemathesis.openapi.format(
+        "ke-mobile",
+        st.sampled_from(["0712345678", "+254 733 123 456", "254110123456", "(0770) 123-456"]),
+    )
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
 
     @schema.auth(refresh_interval=None)
@@ -92,9 +103,14 @@ def run(schema, mode: GenerationMode, checks: list) -> int:
     for result in schema.get_all_operations():
         operation = result.ok()
 
-        @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                  phases=[Phase.explicit, Phase.generate],
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=operation.as_strategy(generation_mode=mode))
         def call(case):
             nonlocal ran
@@ -103,7 +119,7 @@ def run(schema, mode: GenerationMode, checks: list) -> int:
 
         try:
             call()
-        except Exception as exc:  # noqa: BLE001 - collect every operation's failure
+        except Exception as exc:
             failures.append(f"{operation.label}: {exc}")
     assert not failures, "\n\n".join(failures)
     return ran
@@ -111,13 +127,13 @@ def run(schema, mode: GenerationMode, checks: list) -> int:
 
 def test_positive_mode_requests_the_document_calls_valid_are_accepted(live):
     started = time.monotonic()
-    assert run(live, GenerationMode.POSITIVE, CONFORMANCE + [positive_data_acceptance]) >= 20
+    assert run(live, GenerationMode.POSITIVE, [*CONFORMANCE, positive_data_acceptance]) >= 20
     assert time.monotonic() - started < 60
 
 
 def test_negative_mode_requests_the_document_calls_invalid_are_refused(live):
     started = time.monotonic()
-    assert run(live, GenerationMode.NEGATIVE, CONFORMANCE + [negative_data_rejection]) >= 20
+    assert run(live, GenerationMode.NEGATIVE, [*CONFORMANCE, negative_data_rejection]) >= 20
     assert time.monotonic() - started < 60
 
 
@@ -130,7 +146,15 @@ def test_stateful_mode_follows_the_documents_links(live):
             schema.reseed()  # each scenario from the same rows: Hypothesis replays them
 
     started = time.monotonic()
-    Machine.run(settings=settings(max_examples=100, stateful_step_count=8, deadline=None,
-                                  database=None, derandomize=True, phases=[Phase.generate],
-                                  suppress_health_check=list(HealthCheck)))
+    Machine.run(
+        settings=settings(
+            max_examples=100,
+            stateful_step_count=8,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+    )
     assert time.monotonic() - started < 60

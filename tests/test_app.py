@@ -1,22 +1,29 @@
 """App-wide behaviour: configuration from the environment and input the database cannot hold."""
+
 import pytest
 from web_fixtures import PASSWORD, sign_in
 
 from tnt import accounts, config
 
 
-@pytest.mark.parametrize("given, expected", [
-    (None, f"sqlite:///{config.INSTANCE / 'tnt.db'}"),
-    ("postgres://u:p@db:5432/tnt", "postgresql+psycopg://u:p@db:5432/tnt"),
-    ("postgresql://u@db/tnt", "postgresql+psycopg://u@db/tnt"),
-    ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
-])
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (None, f"sqlite:///{config.INSTANCE / 'tnt.db'}"),
+        ("postgres://u:p@db:5432/tnt", "postgresql+psycopg://u:p@db:5432/tnt"),
+        ("postgresql://u@db/tnt", "postgresql+psycopg://u@db/tnt"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
 def test_database_url_accepts_the_paas_forms(given, expected):
     assert config.database_url(given) == expected
 
 
-@pytest.mark.parametrize("env", [{}, {"TNT_ENV": ""}, {"TNT_ENV": "production"}],
-                         ids=["TNT_ENV unset", "TNT_ENV empty", "TNT_ENV=production"])
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"TNT_ENV": ""}, {"TNT_ENV": "production"}],
+    ids=["TNT_ENV unset", "TNT_ENV empty", "TNT_ENV=production"],
+)
 def test_production_is_the_default_and_needs_a_secret_key_and_refuses_loopback(env):
     with pytest.raises(RuntimeError, match="SECRET_KEY must be set"):
         config.from_env(env)
@@ -85,6 +92,9 @@ def test_only_the_page_fixture_starts_a_browser():
     from pathlib import Path
 
     launch = "sync_" + "playwright"  # spelled apart so this file doesn't match itself
-    starters = [p.name for p in Path(__file__).parent.glob("*.py")
-                if p.name != "conftest.py" and launch in p.read_text()]
+    starters = [
+        p.name
+        for p in Path(__file__).parent.glob("*.py")
+        if p.name != "conftest.py" and launch in p.read_text()
+    ]
     assert starters == []

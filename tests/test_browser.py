@@ -1,5 +1,6 @@
 """End to end in a real browser: Debian's chromium driven by Playwright, the real app served
 over HTTP, a real RQ worker on real Redis and a real receiving server."""
+
 import os
 import tempfile
 from datetime import timedelta
@@ -27,8 +28,11 @@ def shot(page, name):
 
 def expire_retry_wait():
     """Move the retry's due time into the past (as if the wait passed) and let the sweeper see it."""
-    db.session.execute(update(Delivery).where(Delivery.status == "retrying")
-                       .values(next_attempt_at=utcnow() - timedelta(seconds=30)))
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.status == "retrying")
+        .values(next_attempt_at=utcnow() - timedelta(seconds=30))
+    )
     db.session.commit()
     delivery.sweep()
 
@@ -291,12 +295,18 @@ def test_logs_rows_expand_and_fold_from_the_keyboard(page, people, receiver, wor
 
 # Long content: the widest rows support staff meet. -------------------------------------------
 
-LONG_URL = ("https://webhooks.logistics-and-freight-holdings.example.co.ke/api/v2/integrations/"
-            "talkntalk/sms-status?token=6f1c9a3e7b2d48f0a5c3e9d1b7f24a6c8e0d3b5f7a9c1e2d4f6b8a0c")
-LONG_REASONS = ["HTTP 503: not a 2xx response", "Timed out after 10 s",
-                "TLS error: certificate verify failed: unable to get local issuer certificate",
-                "Refused: 10.0.0.5 is a private-use address", "Connection refused",
-                "Could not resolve host webhooks.logistics-and-freight-holdings.example.co.ke"]
+LONG_URL = (
+    "https://webhooks.logistics-and-freight-holdings.example.co.ke/api/v2/integrations/"
+    "talkntalk/sms-status?token=6f1c9a3e7b2d48f0a5c3e9d1b7f24a6c8e0d3b5f7a9c1e2d4f6b8a0c"
+)
+LONG_REASONS = [
+    "HTTP 503: not a 2xx response",
+    "Timed out after 10 s",
+    "TLS error: certificate verify failed: unable to get local issuer certificate",
+    "Refused: 10.0.0.5 is a private-use address",
+    "Connection refused",
+    "Could not resolve host webhooks.logistics-and-freight-holdings.example.co.ke",
+]
 
 
 def long_content(people):
@@ -306,31 +316,60 @@ def long_content(people):
     queued."""
     acct = accounts.create_account("Kenya Commercial Logistics & Freight Holdings Ltd")
     someone = accounts.create_user("someone@long-domain.example", PASSWORD, role="support")
-    e = Endpoint(account_id=acct.id, url=LONG_URL, events=" ".join(endpoints.EVENTS),
-                 description="Freight tracking: SMS status callbacks for the dispatch team",
-                 secret="whsec_long_content_secret")
+    e = Endpoint(
+        account_id=acct.id,
+        url=LONG_URL,
+        events=" ".join(endpoints.EVENTS),
+        description="Freight tracking: SMS status callbacks for the dispatch team",
+        secret="whsec_long_content_secret",
+    )
     db.session.add(e)
     db.session.commit()
     now = utcnow()
     rows = []
     for i, reason in enumerate(LONG_REASONS):
         event = Event(account_id=acct.id, type="sms.undelivered", body=b"{}", is_test=i % 2 == 1)
-        d = Delivery(uid=f"long-{i}", account_id=acct.id, event=event, endpoint_id=e.id,
-                     status="retrying", next_attempt_at=now + timedelta(minutes=30))
+        d = Delivery(
+            uid=f"long-{i}",
+            account_id=acct.id,
+            event=event,
+            endpoint_id=e.id,
+            status="retrying",
+            next_attempt_at=now + timedelta(minutes=30),
+        )
         db.session.add(d)
         db.session.flush()
         for n, trigger in ((1, "auto"), (2, "manual")):
-            rows.append({
-                "delivery_id": d.id, "account_id": acct.id, "endpoint_id": e.id,
-                "event_type": "sms.undelivered", "message_id": 123456789,
-                "mobile": "254712345678", "number": n, "trigger": trigger,
-                "requested_by_id": someone.id if trigger == "manual" else None,
-                "started_at": now - timedelta(minutes=10 * i + n), "duration_ms": 10000,
-                "ok": False, "status_code": 503 if reason.startswith("HTTP") else None,
-                "response_body": "", "error": reason})
+            rows.append(
+                {
+                    "delivery_id": d.id,
+                    "account_id": acct.id,
+                    "endpoint_id": e.id,
+                    "event_type": "sms.undelivered",
+                    "message_id": 123456789,
+                    "mobile": "254712345678",
+                    "number": n,
+                    "trigger": trigger,
+                    "requested_by_id": someone.id if trigger == "manual" else None,
+                    "started_at": now - timedelta(minutes=10 * i + n),
+                    "duration_ms": 10000,
+                    "ok": False,
+                    "status_code": 503 if reason.startswith("HTTP") else None,
+                    "response_body": "",
+                    "error": reason,
+                }
+            )
     queued = Event(account_id=acct.id, type="sms.undelivered", body=b"{}", is_test=True)
-    db.session.add(Delivery(uid="long-queued", account_id=acct.id, event=queued,
-                            endpoint_id=e.id, status="pending", next_attempt_at=now))
+    db.session.add(
+        Delivery(
+            uid="long-queued",
+            account_id=acct.id,
+            event=queued,
+            endpoint_id=e.id,
+            status="pending",
+            next_attempt_at=now,
+        )
+    )
     db.session.commit()
     db.session.execute(insert(Attempt), rows)
     db.session.commit()
@@ -405,4 +444,6 @@ def test_narrower_screens_scroll_a_table_inside_its_card_never_the_page(page, pe
             page.goto(path)
             page.wait_for_load_state("networkidle")
             assert page.evaluate(SIDEWAYS) == {"page": 0, "table_scrolls": table_scrolls}, (
-                width, path)
+                width,
+                path,
+            )

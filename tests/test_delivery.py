@@ -1,4 +1,5 @@
 """The delivery engine against a real receiver, a real RQ worker and real Redis."""
+
 import json
 from datetime import datetime, timedelta
 
@@ -51,10 +52,17 @@ def fire_one(account, event="sms.sent"):
     return msg
 
 
-def test_sent_and_delivered_reach_the_receiver_signed_byte_for_byte(app, account, endpoint,
-                                                                     receiver, work):
-    msg = messages.send_sms(account.id, "+254 712 345 678", "TALKNTALK", "Your OTP is 847291.",
-                            source="api", simulate="delivered")
+def test_sent_and_delivered_reach_the_receiver_signed_byte_for_byte(
+    app, account, endpoint, receiver, work
+):
+    msg = messages.send_sms(
+        account.id,
+        "+254 712 345 678",
+        "TALKNTALK",
+        "Your OTP is 847291.",
+        source="api",
+        simulate="delivered",
+    )
     work()  # submits: sms.sent, and its delivery
     work()  # the carrier's report: sms.delivered
     got = receiver.received()
@@ -96,7 +104,10 @@ def test_retries_after_1_5_30_minutes_then_failed(app, account, endpoint, receiv
         work()
         d = only_delivery()
         assert (d.status, d.auto_attempts, d.next_attempt_at) == (
-            "retrying", 1, start + timedelta(minutes=1))
+            "retrying",
+            1,
+            start + timedelta(minutes=1),
+        )
         for wait, number in ((60, 2), (300, 3), (1800, 4)):
             clock.tick(wait - 1)
             work()
@@ -114,12 +125,12 @@ def test_retries_after_1_5_30_minutes_then_failed(app, account, endpoint, receiv
     assert len({r["headers"]["X-TalkNTalk-Signature"] for r in got}) == 1
     assert len({r["headers"]["X-TalkNTalk-Delivery"] for r in got}) == 1
     assert [a.number for a in attempts()] == [1, 2, 3, 4]
-    assert all(a.error == "HTTP 500: not a 2xx response" and a.response_body == "boom"
-               for a in attempts())
+    assert all(
+        a.error == "HTTP 500: not a 2xx response" and a.response_body == "boom" for a in attempts()
+    )
 
 
-def test_a_retry_that_succeeds_marks_the_delivery_delivered(app, account, endpoint, receiver,
-                                                           work):
+def test_a_retry_that_succeeds_marks_the_delivery_delivered(app, account, endpoint, receiver, work):
     receiver.respond = [(503, b"busy"), (204, b"")]
     with freeze_time("2026-05-20 08:30") as clock:
         fire_one(account)
@@ -150,7 +161,8 @@ def test_at_most_64_kib_of_the_response_is_kept(app, account, endpoint, receiver
 
 
 def test_event_fired_while_redis_is_down_is_delivered_once_redis_is_back(
-        app, account, endpoint, receiver, work, redis_url):
+    app, account, endpoint, receiver, work, redis_url
+):
     with freeze_time("2026-05-20 08:30") as clock:
         app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
         app.extensions.pop("tnt_redis", None)
@@ -180,8 +192,9 @@ def test_disabling_an_endpoint_ends_its_pending_retries(app, account, endpoint, 
     assert len(attempts()) == 1
 
 
-def test_an_endpoint_disabled_after_the_event_gets_no_attempt(app, account, endpoint, receiver,
-                                                             work):
+def test_an_endpoint_disabled_after_the_event_gets_no_attempt(
+    app, account, endpoint, receiver, work
+):
     fire_one(account)
     endpoint.enabled = False  # behind the service's back: the worker must still check
     db.session.commit()
@@ -191,8 +204,7 @@ def test_an_endpoint_disabled_after_the_event_gets_no_attempt(app, account, endp
     assert d.status == "failed" and "disabled or deleted" in d.last_error
 
 
-def test_manual_resend_is_one_attempt_logged_with_who_asked(app, account, endpoint, receiver,
-                                                            work):
+def test_manual_resend_is_one_attempt_logged_with_who_asked(app, account, endpoint, receiver, work):
     from tnt import accounts
 
     staff = accounts.create_user("help@example.com", "password123", role="support")
@@ -265,8 +277,9 @@ def test_send_test_event_is_marked_as_a_test(app, account, endpoint, receiver, w
     assert messages.search(account.id) == []  # its message stays out of the Messages lists
 
 
-def test_test_events_have_the_shape_of_real_ones_for_every_event(app, account, endpoint,
-                                                                 receiver, work):
+def test_test_events_have_the_shape_of_real_ones_for_every_event(
+    app, account, endpoint, receiver, work
+):
     """Every event type, real and test, meets the same rules; each carries its own status,
     and no two share `data.id` + event, so a receiver that dedupes as advised keeps them all."""
     for outcome in ("delivered", "undelivered", "failed"):
@@ -276,7 +289,8 @@ def test_test_events_have_the_shape_of_real_ones_for_every_event(app, account, e
     work()
     real = [assert_webhook(r, SECRET) for r in receiver.received()]
     assert sorted(p["event"] for p in real) == sorted(
-        ["sms.sent"] * 2 + ["sms.delivered", "sms.undelivered", "sms.failed", "sms.cancelled"])
+        ["sms.sent"] * 2 + ["sms.delivered", "sms.undelivered", "sms.failed", "sms.cancelled"]
+    )
     for event in EventType:
         endpoints.send_test(endpoint, event)
         endpoints.send_test(endpoint, event)
@@ -300,8 +314,9 @@ def black_hole():
     hole.close()
 
 
-def test_a_black_holed_endpoint_does_not_hold_up_the_others(app, account, receiver, work,
-                                                             black_hole):
+def test_a_black_holed_endpoint_does_not_hold_up_the_others(
+    app, account, receiver, work, black_hole
+):
     import time
 
     slow = endpoints.create(account.id, black_hole, ["sms.cancelled"])
@@ -348,9 +363,13 @@ def test_a_slow_endpoints_backlog_is_put_off_not_hoarded(app, account, receiver,
     """A black-holed endpoint keeps its lanes busy; the worker holds only HOLD_PER_ENDPOINT of
     its deliveries, gives the rest back, and once the endpoint is silent for SLOW_AFTER puts its
     backlog off for a deadline, so claims stop scanning past it. Healthy endpoints go on."""
-    app.config.update(TNT_PER_ENDPOINT=1, TNT_HOLD_PER_ENDPOINT=2, TNT_SLOW_AFTER=0.1,
-                      TNT_DRAIN_IDLE=0.5,  # the drain job stays long enough to see it go quiet
-                      TNT_DELIVERY_TIMEOUT=5.0)  # and its POST outlasts the drain job
+    app.config.update(
+        TNT_PER_ENDPOINT=1,
+        TNT_HOLD_PER_ENDPOINT=2,
+        TNT_SLOW_AFTER=0.1,
+        TNT_DRAIN_IDLE=0.5,  # the drain job stays long enough to see it go quiet
+        TNT_DELIVERY_TIMEOUT=5.0,
+    )  # and its POST outlasts the drain job
     slow = endpoints.create(account.id, black_hole, ["sms.cancelled"])
     endpoints.create(account.id, receiver.url, ["sms.cancelled"])
     for _ in range(5):
@@ -365,7 +384,8 @@ def test_a_slow_endpoints_backlog_is_put_off_not_hoarded(app, account, receiver,
     assert len(held) == 2  # one under way, one waiting in its lane
     assert len(put_off) == 3 and all(
         d.status == "pending" and d.next_attempt_at > fired_at + timedelta(seconds=1)
-        for d in put_off)
+        for d in put_off
+    )
 
 
 def test_a_worker_that_lost_its_claim_records_nothing(app, account, endpoint):

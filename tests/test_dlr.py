@@ -1,4 +1,5 @@
 """POST /provider/dlr: the carrier's delivery reports, and the simulated carrier's path."""
+
 import pytest
 from api_helpers import assert_error
 
@@ -17,8 +18,9 @@ def dlr(app, client):
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         if isinstance(body, (dict, list)):
             return client.post("/provider/dlr", json=body, headers=headers, **kw)
-        return client.post("/provider/dlr", data=body, headers=headers
-                           | {"Content-Type": "application/json"}, **kw)
+        return client.post(
+            "/provider/dlr", data=body, headers=headers | {"Content-Type": "application/json"}, **kw
+        )
 
     return post
 
@@ -34,8 +36,7 @@ def test_delivered_report_fires_sms_delivered_to_a_real_receiver(dlr, account, r
     endpoints.create(account.id, receiver.url, ["sms.delivered"])
     mid = _sent(account)
     resp = dlr({"message_id": mid, "status": "delivered"})
-    assert resp.status_code == 200 and resp.get_json() == {"message_id": mid,
-                                                           "status": "delivered"}
+    assert resp.status_code == 200 and resp.get_json() == {"message_id": mid, "status": "delivered"}
     work()
     [payload] = receiver.json()
     assert payload["event"] == "sms.delivered"
@@ -72,8 +73,9 @@ def test_bad_reports(dlr, account):
     assert db.session.get(Message, mid).status == "sent"
 
 
-def test_the_simulated_carrier_reports_through_the_same_function(app, account, receiver, work,
-                                                                monkeypatch, tmp_path):
+def test_the_simulated_carrier_reports_through_the_same_function(
+    app, account, receiver, work, monkeypatch, tmp_path
+):
     # The carrier's callback and the simulated carrier's job both call this one function.
     log = tmp_path / "reports"
     real = messages.record_delivery_report

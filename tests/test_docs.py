@@ -1,4 +1,5 @@
 """The documentation's code runs: docs/webhooks.md's receivers verify real deliveries."""
+
 import http.client
 import json
 import os
@@ -43,15 +44,15 @@ def post(url: str, body: bytes, headers: dict) -> int:
 def deliver_one_sms(account, url, work):
     """A real SMS, submitted and delivered: sms.sent and sms.delivered to `url`."""
     endpoints.create(account.id, url, ["sms.sent", "sms.delivered"], secret=SECRET)
-    msg = messages.send_sms(account.id, "0712345678", "TALKNTALK", "Docs test",
-                            simulate="delivered")
+    msg = messages.send_sms(
+        account.id, "0712345678", "TALKNTALK", "Docs test", simulate="delivered"
+    )
     work()
     work()
     return msg
 
 
-def test_the_python_receiver_verifies_and_dedupes_real_deliveries(app, account, work,
-                                                                   monkeypatch):
+def test_the_python_receiver_verifies_and_dedupes_real_deliveries(app, account, work, monkeypatch):
     monkeypatch.setenv("TALKNTALK_WEBHOOK_SECRET", SECRET)
     handled = []
     namespace = {"handle": handled.append, "__name__": "docs_receiver"}
@@ -62,10 +63,15 @@ def test_the_python_receiver_verifies_and_dedupes_real_deliveries(app, account, 
     try:
         msg = deliver_one_sms(account, url, work)
         assert [(e["event"], e["data"]["id"]) for e in handled] == [
-            ("sms.sent", msg.id), ("sms.delivered", msg.id)]
+            ("sms.sent", msg.id),
+            ("sms.delivered", msg.id),
+        ]
         body = json.dumps(handled[0]).encode()
-        headers = {"X-TalkNTalk-Signature": signature(body, SECRET),
-                   "X-TalkNTalk-Delivery": "same-delivery", "Content-Type": "application/json"}
+        headers = {
+            "X-TalkNTalk-Signature": signature(body, SECRET),
+            "X-TalkNTalk-Delivery": "same-delivery",
+            "Content-Type": "application/json",
+        }
         assert post(url, body, headers) == 204
         assert post(url, body, headers) == 204  # a duplicate: acknowledged, not handled again
         assert len(handled) == 3
@@ -81,8 +87,12 @@ def test_the_node_receiver_verifies_and_dedupes_real_deliveries(app, account, wo
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    node = subprocess.Popen(["node", str(script)], stdout=subprocess.PIPE, text=True,
-                            env=dict(os.environ, TALKNTALK_WEBHOOK_SECRET=SECRET, PORT=str(port)))
+    node = subprocess.Popen(
+        ["node", str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, TALKNTALK_WEBHOOK_SECRET=SECRET, PORT=str(port)),
+    )
     url = f"http://127.0.0.1:{port}/webhooks/talkntalk"
     try:
         deadline = time.monotonic() + 10
@@ -91,14 +101,18 @@ def test_the_node_receiver_verifies_and_dedupes_real_deliveries(app, account, wo
             time.sleep(0.05)
         msg = deliver_one_sms(account, url, work)
         body = b'{"event": "sms.sent", "data": {"id": 1, "status": "sent"}}'
-        headers = {"X-TalkNTalk-Signature": signature(body, SECRET),
-                   "X-TalkNTalk-Delivery": "same-delivery"}
+        headers = {
+            "X-TalkNTalk-Signature": signature(body, SECRET),
+            "X-TalkNTalk-Delivery": "same-delivery",
+        }
         assert post(url, body, headers) == 204
         assert post(url, body, headers) == 204  # a duplicate: acknowledged, not logged again
         assert post(url, body, {**headers, "X-TalkNTalk-Signature": "sha256=00"}) == 401
     finally:
         node.terminate()
     out = node.communicate(timeout=5)[0].splitlines()
-    assert out == [f"sms.sent for message {msg.id}: sent",
-                   f"sms.delivered for message {msg.id}: delivered",
-                   "sms.sent for message 1: sent"]
+    assert out == [
+        f"sms.sent for message {msg.id}: sent",
+        f"sms.delivered for message {msg.id}: delivered",
+        "sms.sent for message 1: sent",
+    ]

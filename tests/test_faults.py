@@ -1,6 +1,7 @@
 """Faults: real `flask tnt worker` processes killed (SIGKILL) or stopped (SIGTERM) mid-batch,
 Redis flushed, two workers draining one backlog. Real Redis, the real database, a real receiver
 that counts every POST per delivery id. bench/chaos.py runs the same faults at scale."""
+
 import os
 import shutil
 import signal
@@ -30,7 +31,8 @@ def endpoint(account, hooks):
 
 
 def test_sigkill_mid_batch_then_another_worker_completes_after_the_lease(
-        app, account, endpoint, hooks, spawn):
+    app, account, endpoint, hooks, spawn
+):
     hooks.delay = 0.3
     fire(account.id, 30)
     first = spawn("killed", TNT_LEASE_SECONDS="2", TNT_DELIVERY_TIMEOUT="1")
@@ -47,8 +49,11 @@ def test_sigkill_mid_batch_then_another_worker_completes_after_the_lease(
     assert sent_at_kill and sent_at_kill <= stranded
 
     # The dead worker's claim holds until its (shortened) lease expires; then anyone may send.
-    wait_until(lambda: utcnow() > max(d.lease_expires_at for d in at_kill
-                                      if d.lease_expires_at), 5, "the lease to expire")
+    wait_until(
+        lambda: utcnow() > max(d.lease_expires_at for d in at_kill if d.lease_expires_at),
+        5,
+        "the lease to expire",
+    )
     second = spawn("second")  # the normal 2-minute lease
     queue.kick()
     wait_until(all_delivered, 30, "every delivery delivered", [second])
@@ -62,7 +67,8 @@ def test_sigkill_mid_batch_then_another_worker_completes_after_the_lease(
 
 
 def test_sigterm_mid_batch_finishes_or_releases_and_leaves_nothing_leased(
-        app, account, endpoint, hooks, spawn):
+    app, account, endpoint, hooks, spawn
+):
     hooks.delay = 0.3
     fire(account.id, 40)
     worker = spawn("stopped")
@@ -93,8 +99,12 @@ def test_flushall_mid_flow_loses_nothing(app, account, endpoint, hooks, spawn, r
     wait_until(hooks.first_hit.is_set, 30, "the first POST", [worker])
     queue.enqueue(jobs.deliver_due, [d.id for d in deliveries()])  # lost by the flush
     Redis.from_url(redis_url).flushdb()  # everything of ours (not other runs' databases)
-    wait_until(lambda: sum(d.status == "delivered" for d in deliveries()) >= 1, 30,
-               "the running batch", [worker])
+    wait_until(
+        lambda: sum(d.status == "delivered" for d in deliveries()) >= 1,
+        30,
+        "the running batch",
+        [worker],
+    )
     # The worker survived the flush: a new event's kick reaches it.
     fire(account.id, 5)
     queue.kick()
@@ -104,7 +114,8 @@ def test_flushall_mid_flow_loses_nothing(app, account, endpoint, hooks, spawn, r
 
 
 def test_retries_scheduled_in_redis_survive_flushall_through_the_sweeper(
-        app, account, endpoint, hooks, redis_url, work):
+    app, account, endpoint, hooks, redis_url, work
+):
     hooks.status = 500
     with freeze_time("2026-05-20 08:30") as clock:
         fire(account.id, 3)
@@ -112,8 +123,11 @@ def test_retries_scheduled_in_redis_survive_flushall_through_the_sweeper(
         work()
         assert {d.status for d in deliveries()} == {"retrying"}
         scheduled = queue.queue().scheduled_job_registry
-        retried = {i for job_id in scheduled.get_job_ids()
-                   for i in Job.fetch(job_id, connection=queue.redis()).args[0]}
+        retried = {
+            i
+            for job_id in scheduled.get_job_ids()
+            for i in Job.fetch(job_id, connection=queue.redis()).args[0]
+        }
         assert retried == {d.id for d in deliveries()}  # the 1-minute retries, in Redis
         Redis.from_url(redis_url).flushdb()  # ... gone
         hooks.status = 200
@@ -126,8 +140,7 @@ def test_retries_scheduled_in_redis_survive_flushall_through_the_sweeper(
     assert {(d.status, d.attempts_count) for d in deliveries()} == {("delivered", 2)}
 
 
-def test_two_workers_draining_one_backlog_never_send_a_delivery_twice(
-        app, account, hooks, spawn):
+def test_two_workers_draining_one_backlog_never_send_a_delivery_twice(app, account, hooks, spawn):
     hooks.delay = 0.02
     for i in range(4):
         endpoints.create(account.id, f"{hooks.url}/{i}", ["sms.sent"])
@@ -141,7 +154,7 @@ def test_two_workers_draining_one_backlog_never_send_a_delivery_twice(
     assert [uid for uid, n in hits.items() if n > 1] == []
     assert db.session.scalar(select(func.count()).select_from(Attempt)) == 400
     for w in workers:  # both really took part (a drain job ends once it has idled a while)
-        wait_until(lambda: "Job OK" in w.log.read_text(), 10, "a finished job", [w])
+        wait_until(lambda w=w: "Job OK" in w.log.read_text(), 10, "a finished job", [w])
 
 
 @pytest.fixture
@@ -158,16 +171,16 @@ def own_redis():
 
     def start():
         server["proc"] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-        wait_until(lambda: Redis(port=port).ping() if _listening(port) else False, 5,
-                   "redis-server")
+        wait_until(
+            lambda: Redis(port=port).ping() if _listening(port) else False, 5, "redis-server"
+        )
 
     def stop():
         server["proc"].terminate()
         server["proc"].wait()
 
     start()
-    yield type("OwnRedis", (), {"url": f"redis://127.0.0.1:{port}/0", "start": start,
-                                "stop": stop})
+    yield type("OwnRedis", (), {"url": f"redis://127.0.0.1:{port}/0", "start": start, "stop": stop})
     stop()
 
 
@@ -179,8 +192,9 @@ def _listening(port) -> bool:
         return False
 
 
-def test_a_worker_outlives_redis_going_away_mid_job(app, account, endpoint, hooks, spawn,
-                                                   own_redis):
+def test_a_worker_outlives_redis_going_away_mid_job(
+    app, account, endpoint, hooks, spawn, own_redis
+):
     """RQ quits its loop when Redis vanishes under a running job; our worker starts a fresh
     RQ worker once Redis is back, instead of exiting and waiting for a PaaS restart."""
     app.config["REDIS_URL"] = own_redis.url
@@ -193,8 +207,12 @@ def test_a_worker_outlives_redis_going_away_mid_job(app, account, endpoint, hook
     own_redis.stop()  # under the running job: RQ cannot record its end
     wait_until(all_delivered, 15, "the running batch", [worker])
     # ... and starting a fresh RQ worker fails too while Redis is down: it tries again.
-    wait_until(lambda: "starting again in 2 s" in worker.log.read_text()
-               or worker.poll() is not None, 10, "a restart while Redis is down", [worker])
+    wait_until(
+        lambda: "starting again in 2 s" in worker.log.read_text() or worker.poll() is not None,
+        10,
+        "a restart while Redis is down",
+        [worker],
+    )
     own_redis.start()
     fire(account.id, 5)
     queue.kick()
@@ -203,27 +221,37 @@ def test_a_worker_outlives_redis_going_away_mid_job(app, account, endpoint, hook
     assert len(deliveries()) == 15
 
 
-def test_one_worker_command_runs_several_processes_and_stops_them_all(app, account, endpoint,
-                                                                      hooks, spawn):
+def test_one_worker_command_runs_several_processes_and_stops_them_all(
+    app, account, endpoint, hooks, spawn
+):
     """`flask tnt worker --processes 2` (TNT_WORKER_PROCESSES in the Procfile): two RQ
     workers share the queue; one that dies is replaced; SIGTERM stops them all cleanly."""
     import psutil
     from rq import Worker
 
     supervisor = spawn("supervised", TNT_WORKER_PROCESSES="2")
-    wait_until(lambda: len(Worker.all(connection=queue.redis())) == 2, 20,
-               "two registered RQ workers", [supervisor])
+    wait_until(
+        lambda: len(Worker.all(connection=queue.redis())) == 2,
+        20,
+        "two registered RQ workers",
+        [supervisor],
+    )
     fire(account.id, 20)
     queue.kick()
     wait_until(all_delivered, 20, "every delivery delivered", [supervisor])
     workers = psutil.Process(supervisor.pid).children()  # (their RQ schedulers are theirs)
     os.kill(workers[0].pid, signal.SIGKILL)
-    wait_until(lambda: "starting another" in supervisor.log.read_text(), 10,
-               "the supervisor to replace the dead worker", [supervisor])
+    wait_until(
+        lambda: "starting another" in supervisor.log.read_text(),
+        10,
+        "the supervisor to replace the dead worker",
+        [supervisor],
+    )
     fire(account.id, 5)
     queue.kick()
     wait_until(all_delivered, 20, "deliveries after the replacement", [supervisor])
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(timeout=30) == 0
-    assert not [p for p in psutil.Process().children(recursive=True)
-                if p.pid in {w.pid for w in workers}]
+    assert not [
+        p for p in psutil.Process().children(recursive=True) if p.pid in {w.pid for w in workers}
+    ]

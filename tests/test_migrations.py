@@ -1,4 +1,5 @@
 """The migrations build exactly the schema the models describe, on SQLite and on PostgreSQL."""
+
 import os
 
 import pytest

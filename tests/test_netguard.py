@@ -30,7 +30,11 @@ CASES = [
     (f"https://{PUBLIC}/hooks/sms", {}, None),
     (f"http://{PUBLIC}:8080/hook?x=1", {}, None),
     (f"https://{PUBLIC}/", {"https_only": True}, None),
-    (f"http://{PUBLIC}/", {"https_only": True}, "Use an https:// URL: http is not allowed in production."),
+    (
+        f"http://{PUBLIC}/",
+        {"https_only": True},
+        "Use an https:// URL: http is not allowed in production.",
+    ),
     (f"ftp://{PUBLIC}/", {}, "Use an http:// or https:// URL."),
     ("javascript:alert(1)", {}, "Use an http:// or https:// URL."),
     (f"{PUBLIC}/hook", {}, "Use an http:// or https:// URL."),
@@ -44,9 +48,21 @@ CASES = [
     (f"http://{PUBLIC}:0/", {}, "The URL is not valid."),
     ("http://[::1/", {}, "The URL is not valid."),
     ("http://[not-an-ip]/", {}, "The URL is not valid."),
-    ("http://exa mple.com/", {}, "The URL must not contain spaces, backslashes or control characters."),
-    ("http://127.0.0.1\\@ok.example/", {}, "The URL must not contain spaces, backslashes or control characters."),
-    ("http://ok.example/\r\nX: y", {}, "The URL must not contain spaces, backslashes or control characters."),
+    (
+        "http://exa mple.com/",
+        {},
+        "The URL must not contain spaces, backslashes or control characters.",
+    ),
+    (
+        "http://127.0.0.1\\@ok.example/",
+        {},
+        "The URL must not contain spaces, backslashes or control characters.",
+    ),
+    (
+        "http://ok.example/\r\nX: y",
+        {},
+        "The URL must not contain spaces, backslashes or control characters.",
+    ),
     ("http://-bad-.example/", {"resolve": False}, "-bad-.example is not a valid host name."),
     ("http://" + "a" * 3000 + ".example/", {}, "The URL is too long (at most 2048 characters)."),
     # userinfo tricks
@@ -139,7 +155,9 @@ def test_check_url_returns_the_url_stripped():
 
 def test_a_name_is_refused_by_the_kind_of_address_it_resolves_to_never_the_address():
     # localhost may resolve to 127.0.0.1, ::1 or both, depending on the machine.
-    addresses = {info[4][0] for info in socket.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)}
+    addresses = {
+        info[4][0] for info in socket.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)
+    }
     with pytest.raises(UnsafeURL) as caught:
         check_url("http://localhost:5000/hook")
     assert str(caught.value) == "Loopback addresses are not allowed (localhost resolves to one)."
@@ -184,6 +202,7 @@ def test_resolve_checked_refuses(host, message):
 
 
 # --- DNS at save: a deadline, and no pile of stuck lookups ----------------------------------
+
 
 @pytest.fixture
 def stuck_dns(monkeypatch):
@@ -246,27 +265,74 @@ from tnt.netguard import SPECIAL_RANGES, ascii_host, unsafe_address, unsafe_kind
 # providers' documents, independently of netguard's table: (range, the kind its addresses get
 # unless a more specific entry below says otherwise).
 MUST_REFUSE = [
-    ("0.0.0.0/8", "reserved"), ("10.0.0.0/8", "private"), ("100.64.0.0/10", "shared (carrier-grade NAT)"),
-    ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"), ("172.16.0.0/12", "private"),
-    ("192.0.0.0/24", "reserved"), ("192.0.2.0/24", "reserved"), ("192.88.99.0/24", "reserved"),
-    ("192.168.0.0/16", "private"), ("198.18.0.0/15", "reserved"), ("198.51.100.0/24", "reserved"),
-    ("203.0.113.0/24", "reserved"), ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved"),
+    ("0.0.0.0/8", "reserved"),
+    ("10.0.0.0/8", "private"),
+    ("100.64.0.0/10", "shared (carrier-grade NAT)"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "reserved"),
+    ("192.0.2.0/24", "reserved"),
+    ("192.88.99.0/24", "reserved"),
+    ("192.168.0.0/16", "private"),
+    ("198.18.0.0/15", "reserved"),
+    ("198.51.100.0/24", "reserved"),
+    ("203.0.113.0/24", "reserved"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),
     ("255.255.255.255/32", "broadcast"),
-    ("::/128", "unspecified"), ("::1/128", "loopback"), ("64:ff9b:1::/48", "reserved"),
-    ("100::/64", "reserved"), ("100:0:0:1::/64", "reserved"), ("2001::/32", "reserved"),
-    ("2001:2::/48", "reserved"), ("2001:10::/28", "reserved"), ("2001:db8::/32", "reserved"),
-    ("3fff::/20", "reserved"), ("5f00::/16", "reserved"), ("fc00::/7", "private"),
-    ("fe80::/10", "link-local"), ("ff00::/8", "multicast"), ("fec0::/10", "private"),
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("64:ff9b:1::/48", "reserved"),
+    ("100::/64", "reserved"),
+    ("100:0:0:1::/64", "reserved"),
+    ("2001::/32", "reserved"),
+    ("2001:2::/48", "reserved"),
+    ("2001:10::/28", "reserved"),
+    ("2001:db8::/32", "reserved"),
+    ("3fff::/20", "reserved"),
+    ("5f00::/16", "reserved"),
+    ("fc00::/7", "private"),
+    ("fe80::/10", "link-local"),
+    ("ff00::/8", "multicast"),
+    ("fec0::/10", "private"),
     ("4000::/3", "reserved"),  # unallocated: only 2000::/3 is global unicast
 ]
-METADATA_ADDRESSES = ["169.254.169.254", "fd00:ec2::254", "100.100.100.200", "168.63.129.16",
-                      "192.0.0.192", "169.254.170.2", "169.254.170.23", "fd00:ec2::23",
-                      "169.254.0.23", "fd20:ce::254"]
-PUBLIC_ADDRESSES = ["93.184.216.34", "8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1",
-                    "192.0.1.255", "192.0.3.0", "198.20.0.1", "223.255.255.255", "192.31.196.1",
-                    "192.175.48.1", "2606:4700:4700::1111", "2001:4860:4860::8888", "2a00:1450::1",
-                    "2001:1::1", "2001:3::1", "2001:20::1", "2620:4f:8000::1",
-                    "64:ff9b::808:808", "::ffff:8.8.8.8", "2002:808:808::1"]
+METADATA_ADDRESSES = [
+    "169.254.169.254",
+    "fd00:ec2::254",
+    "100.100.100.200",
+    "168.63.129.16",
+    "192.0.0.192",
+    "169.254.170.2",
+    "169.254.170.23",
+    "fd00:ec2::23",
+    "169.254.0.23",
+    "fd20:ce::254",
+]
+PUBLIC_ADDRESSES = [
+    "93.184.216.34",
+    "8.8.8.8",
+    "1.1.1.1",
+    "172.32.0.1",
+    "100.128.0.1",
+    "192.0.1.255",
+    "192.0.3.0",
+    "198.20.0.1",
+    "223.255.255.255",
+    "192.31.196.1",
+    "192.175.48.1",
+    "2606:4700:4700::1111",
+    "2001:4860:4860::8888",
+    "2a00:1450::1",
+    "2001:1::1",
+    "2001:3::1",
+    "2001:20::1",
+    "2620:4f:8000::1",
+    "64:ff9b::808:808",
+    "::ffff:8.8.8.8",
+    "2002:808:808::1",
+]
 
 
 def first_middle_last(network: str):
@@ -276,7 +342,9 @@ def first_middle_last(network: str):
     return [net.network_address, middle, net.broadcast_address]
 
 
-@pytest.mark.parametrize("network", sorted({n for n, _ in MUST_REFUSE} | {n for n, _ in SPECIAL_RANGES}))
+@pytest.mark.parametrize(
+    "network", sorted({n for n, _ in MUST_REFUSE} | {n for n, _ in SPECIAL_RANGES})
+)
 def test_every_special_range_is_refused_first_middle_and_last(network):
     for ip in first_middle_last(network):
         assert unsafe_kind(ip) is not None, ip
@@ -293,7 +361,9 @@ def test_ranges_get_their_kind(network, kind):
 def test_all_of_192_0_0_0_24_and_the_platform_addresses_are_refused():
     assert all(unsafe_kind(ipaddress.ip_address(f"192.0.0.{n}")) for n in range(256))
     for text in METADATA_ADDRESSES:
-        assert unsafe_kind(ipaddress.ip_address(text), allow_loopback=True) == "cloud metadata", text
+        assert unsafe_kind(ipaddress.ip_address(text), allow_loopback=True) == "cloud metadata", (
+            text
+        )
 
 
 @pytest.mark.parametrize("text", PUBLIC_ADDRESSES)
@@ -310,13 +380,16 @@ def test_unsafe_address_is_the_transports_check():
     assert unsafe_address("not an address").kind == "reserved"
 
 
-@pytest.mark.parametrize("host, expected", [
-    ("straße.de", "xn--strae-oqa.de"),  # IDNA 2008 / UTS #46 non-transitional, not "strasse.de"
-    ("STRASSE.de", "strasse.de"),
-    ("bücher.example.", "xn--bcher-kva.example."),  # a trailing dot stays
-    ("ＥＸＡＭＰＬＥ。com", "example.com"),  # full-width letters and dot mapped
-    ("_acme.example", "_acme.example"),  # ASCII names only lower-cased
-])
+@pytest.mark.parametrize(
+    "host, expected",
+    [
+        ("straße.de", "xn--strae-oqa.de"),  # IDNA 2008 / UTS #46 non-transitional, not "strasse.de"
+        ("STRASSE.de", "strasse.de"),
+        ("bücher.example.", "xn--bcher-kva.example."),  # a trailing dot stays
+        ("ＥＸＡＭＰＬＥ。com", "example.com"),  # full-width letters and dot mapped
+        ("_acme.example", "_acme.example"),  # ASCII names only lower-cased
+    ],
+)
 def test_ascii_host(host, expected):
     assert ascii_host(host) == expected
 

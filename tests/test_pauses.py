@@ -2,6 +2,7 @@
 pause), and the database going away under a worker: real `flask tnt worker` processes, SIGSTOP
 and SIGCONT, a real receiver counting POSTs per delivery. Nothing is sent twice, nothing waits
 on a frozen worker's locks past lease + deadline, and RQ's failed-job registry stays empty."""
+
 import os
 import signal
 import time
@@ -34,12 +35,15 @@ def frozen_worker(spawn, point: str):
 
 def needs_postgresql(app):
     if db.engine.dialect.name != "postgresql":
-        pytest.skip("a frozen transaction holds row locks and is ended by the server's session "
-                    "limits only on PostgreSQL (TEST_DATABASE_URL); SQLite locks the whole file")
+        pytest.skip(
+            "a frozen transaction holds row locks and is ended by the server's session "
+            "limits only on PostgreSQL (TEST_DATABASE_URL); SQLite locks the whole file"
+        )
 
 
 def test_frozen_inside_its_claim_the_worker_sends_nothing_and_holds_nothing_up(
-        app, account, hooks, spawn):
+    app, account, hooks, spawn
+):
     needs_postgresql(app)
     endpoints.create(account.id, hooks.url, ["sms.sent"])
     fire(account.id, 30)
@@ -51,8 +55,12 @@ def test_frozen_inside_its_claim_the_worker_sends_nothing_and_holds_nothing_up(
     wait_until(all_delivered, LEASE + TIMEOUT, "the other worker to deliver", [other, frozen])
     assert time.monotonic() - froze_at < LEASE + TIMEOUT
     os.kill(frozen.pid, signal.SIGCONT)
-    wait_until(lambda: "database is unavailable" in frozen.log.read_text(), 10,
-               "the thawed worker's commit to fail", [frozen])
+    wait_until(
+        lambda: "database is unavailable" in frozen.log.read_text(),
+        10,
+        "the thawed worker's commit to fail",
+        [frozen],
+    )
     time.sleep(0.5)  # anything it would wrongly send would reach the receiver by now
     hits = hooks.counts()
     assert len(hits) == 30 and set(hits.values()) == {1}, "a delivery was sent twice"
@@ -60,7 +68,8 @@ def test_frozen_inside_its_claim_the_worker_sends_nothing_and_holds_nothing_up(
 
 
 def test_frozen_after_its_claim_the_worker_gives_back_what_its_lease_cannot_cover(
-        app, account, hooks, spawn):
+    app, account, hooks, spawn
+):
     """The claim committed, then the worker froze past its lease. Another worker sent the
     deliveries once the lease expired; the thawed worker reads its leases as stored, finds no
     room for a POST, and sends nothing."""
@@ -70,8 +79,12 @@ def test_frozen_after_its_claim_the_worker_gives_back_what_its_lease_cannot_cove
     other = spawn("other", **FAST)
     wait_until(all_delivered, 2 * LEASE, "the other worker to deliver", [other, frozen])
     os.kill(frozen.pid, signal.SIGCONT)
-    wait_until(lambda: "too little lease left" in frozen.log.read_text(), 10,
-               "the thawed worker to give its claims back", [frozen])
+    wait_until(
+        lambda: "too little lease left" in frozen.log.read_text(),
+        10,
+        "the thawed worker to give its claims back",
+        [frozen],
+    )
     time.sleep(0.5)
     hits = hooks.counts()
     assert len(hits) == 30 and set(hits.values()) == {1}, "a delivery was sent twice"
@@ -88,9 +101,12 @@ def test_the_database_going_away_leaves_no_failed_jobs(app, account, hooks, spaw
     queue.kick()
     wait_until(hooks.first_hit.is_set, 30, "the first POST", [worker])
     for _ in range(3):
-        db.session.execute(text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        db.session.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
         db.session.commit()
         time.sleep(0.3)
     wait_until(all_delivered, 30, "every delivery delivered", [worker])

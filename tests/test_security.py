@@ -1,6 +1,7 @@
 """Web security: headers (and the dashboard working under its CSP in a real browser), cookie
 flags, CSRF, signing secrets encrypted at rest and the rotation of their key, and no secret in any
 log line of a realistic flow."""
+
 import logging
 import re
 import secrets
@@ -21,8 +22,14 @@ from tnt.signing import signature
 def another_app(app, **config):
     """A second app on the same database and Redis, built from the environment like the real
     one (its network policy included), with `config` on top."""
-    return create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
-                       "REDIS_URL": app.config["REDIS_URL"], **config})
+    return create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+            "REDIS_URL": app.config["REDIS_URL"],
+            **config,
+        }
+    )
 
 
 @contextmanager
@@ -49,11 +56,13 @@ def production(app, monkeypatch):
 
 
 def raw_secret(endpoint_id: int) -> str | None:
-    return db.session.execute(text("SELECT secret FROM endpoint WHERE id = :id"),
-                              {"id": endpoint_id}).scalar()
+    return db.session.execute(
+        text("SELECT secret FROM endpoint WHERE id = :id"), {"id": endpoint_id}
+    ).scalar()
 
 
 # Headers ---------------------------------------------------------------------------------------
+
 
 def assert_security_headers(resp, where):
     for name, value in HEADERS.items():
@@ -80,8 +89,12 @@ def test_security_headers_on_pages_api_and_errors(app, people):
     }
     sign_in(web, people.alice.email)
     responses["signed-in page"] = web.get("/endpoints")
-    responses["htmx partial"] = web.get("/endpoints/generate-secret", headers={"HX-Request": "true"})
-    assert responses["API 200"].status_code == 200 and responses["signed-in page"].status_code == 200
+    responses["htmx partial"] = web.get(
+        "/endpoints/generate-secret", headers={"HX-Request": "true"}
+    )
+    assert (
+        responses["API 200"].status_code == 200 and responses["signed-in page"].status_code == 200
+    )
     for where, resp in responses.items():
         assert_security_headers(resp, where)
         # HSTS only in production: over plain HTTP in development it would lock a browser out.
@@ -93,8 +106,10 @@ def test_production_sends_hsts_and_a_secure_session_cookie(production, people):
     login = client.get("/login")
     assert_security_headers(login, "production login")
     assert login.headers["Strict-Transport-Security"] == "max-age=31536000"
-    resp = client.post("/login", data={"email": people.alice.email, "password": PASSWORD,
-                                       "csrf_token": csrf_token(login)})
+    resp = client.post(
+        "/login",
+        data={"email": people.alice.email, "password": PASSWORD, "csrf_token": csrf_token(login)},
+    )
     assert resp.status_code == 302
     cookie = session_cookie(resp)
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
@@ -125,14 +140,26 @@ def test_forms_and_htmx_posts_without_the_csrf_token_are_refused(app, people, re
     client = app.test_client()
     assert sign_in(client, people.alice.email).status_code == 400  # no token: refused
     token = csrf_token(client.get("/login"))
-    assert client.post("/login", data={"email": people.alice.email, "password": PASSWORD,
-                                       "csrf_token": token}).status_code == 302
-    assert client.post(f"/endpoints/{e.id}/toggle", headers={"HX-Request": "true"}).status_code == 400
-    assert client.post(f"/endpoints/{e.id}/toggle",
-                       headers={"HX-Request": "true", "X-CSRFToken": "forged"}).status_code == 400
+    assert (
+        client.post(
+            "/login", data={"email": people.alice.email, "password": PASSWORD, "csrf_token": token}
+        ).status_code
+        == 302
+    )
+    assert (
+        client.post(f"/endpoints/{e.id}/toggle", headers={"HX-Request": "true"}).status_code == 400
+    )
+    assert (
+        client.post(
+            f"/endpoints/{e.id}/toggle", headers={"HX-Request": "true", "X-CSRFToken": "forged"}
+        ).status_code
+        == 400
+    )
     db.session.expire_all()
     assert db.session.get(Endpoint, e.id).enabled
-    ok = client.post(f"/endpoints/{e.id}/toggle", headers={"HX-Request": "true", "X-CSRFToken": token})
+    ok = client.post(
+        f"/endpoints/{e.id}/toggle", headers={"HX-Request": "true", "X-CSRFToken": token}
+    )
     assert ok.status_code == 200
     db.session.expire_all()
     assert not db.session.get(Endpoint, e.id).enabled
@@ -140,17 +167,23 @@ def test_forms_and_htmx_posts_without_the_csrf_token_are_refused(app, people, re
 
 # Production's network policy, for real ------------------------------------------------------
 
+
 def test_production_refuses_http_and_loopback_endpoints_at_save(production, people):
     _key, raw = apikeys.create(people.a.id, "production")
     api = production.test_client()
     for url, message in [
         ("http://93.184.216.34/hook", "Use an https:// URL: http is not allowed in production."),
         ("https://127.0.0.1:8443/hook", "Loopback addresses are not allowed."),
-        ("https://localhost:8443/hook",
-         "Loopback addresses are not allowed (localhost resolves to one)."),
+        (
+            "https://localhost:8443/hook",
+            "Loopback addresses are not allowed (localhost resolves to one).",
+        ),
     ]:
-        resp = api.post("/api/v1/endpoints", headers={"Authorization": f"Bearer {raw}"},
-                        json={"url": url, "events": ["sms.sent"]})
+        resp = api.post(
+            "/api/v1/endpoints",
+            headers={"Authorization": f"Bearer {raw}"},
+            json={"url": url, "events": ["sms.sent"]},
+        )
         assert resp.status_code == 422, url
         assert resp.get_json()["error"]["fields"]["url"] == message
     assert db.session.scalars(select(Endpoint)).all() == []
@@ -162,8 +195,10 @@ def test_production_refuses_http_and_loopback_at_delivery(production, people, re
     from tnt import worker
     from tnt.models import Attempt
 
-    urls = {"http": receiver.url,
-            "loopback": f"https://127.0.0.1:{receiver.server.server_port}/hooks"}
+    urls = {
+        "http": receiver.url,
+        "loopback": f"https://127.0.0.1:{receiver.server.server_port}/hooks",
+    }
     deliveries = {}
     for name, url in urls.items():
         endpoint = Endpoint(account_id=people.a.id, url=url, events="sms.delivered")
@@ -171,15 +206,21 @@ def test_production_refuses_http_and_loopback_at_delivery(production, people, re
         db.session.commit()
         deliveries[name] = endpoints.send_test(endpoint).id
     worker.run(production, burst=True)
-    errors = {name: db.session.scalars(select(Attempt.error)
-                                       .where(Attempt.delivery_id == delivery_id)).one()
-              for name, delivery_id in deliveries.items()}
-    assert errors == {"http": "Refused: http is not allowed, use an https:// URL",
-                      "loopback": "Refused: 127.0.0.1 is a loopback address"}
+    errors = {
+        name: db.session.scalars(
+            select(Attempt.error).where(Attempt.delivery_id == delivery_id)
+        ).one()
+        for name, delivery_id in deliveries.items()
+    }
+    assert errors == {
+        "http": "Refused: http is not allowed, use an https:// URL",
+        "loopback": "Refused: 127.0.0.1 is a loopback address",
+    }
     assert receiver.received() == []
 
 
 # Secrets at rest -------------------------------------------------------------------------------
+
 
 def test_production_refuses_to_start_without_the_secrets_key(app, monkeypatch):
     monkeypatch.setenv("TNT_ENV", "production")
@@ -212,8 +253,12 @@ def test_secrets_are_stored_encrypted_and_read_back_by_orm_and_core(app, account
 
     db.session.expire_all()
     assert db.session.get(Endpoint, e.id).secret == secret
-    assert db.session.execute(select(Endpoint.__table__.c.secret)
-                              .where(Endpoint.__table__.c.id == e.id)).scalar() == secret
+    assert (
+        db.session.execute(
+            select(Endpoint.__table__.c.secret).where(Endpoint.__table__.c.id == e.id)
+        ).scalar()
+        == secret
+    )
     assert repr(db.session.get(Endpoint, e.id).secret) == "Secret('***')"
     # The worker reads secrets with Core: the webhook is signed with the real secret.
     endpoints.send_test(db.session.get(Endpoint, e.id))
@@ -222,29 +267,37 @@ def test_secrets_are_stored_encrypted_and_read_back_by_orm_and_core(app, account
     assert req["headers"]["X-TalkNTalk-Signature"] == signature(req["body"], secret)
 
     # A token altered in the database fails loudly instead of signing with garbage.
-    db.session.execute(text("UPDATE endpoint SET secret = :s WHERE id = :id"),
-                       {"s": stored[:-6] + ("AAAAAA" if not stored.endswith("AAAAAA") else "BBBBBB"),
-                        "id": e.id})
+    db.session.execute(
+        text("UPDATE endpoint SET secret = :s WHERE id = :id"),
+        {"s": stored[:-6] + ("AAAAAA" if not stored.endswith("AAAAAA") else "BBBBBB"), "id": e.id},
+    )
     db.session.commit()
     db.session.expire_all()
     with pytest.raises(crypto.SecretsKeyError, match="cannot be decrypted"):
-        db.session.get(Endpoint, e.id).secret
+        _ = db.session.get(Endpoint, e.id).secret
     db.session.rollback()
 
 
 def test_rotating_the_secrets_key(app, account):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     with inside(another_app(app, TNT_SECRETS_KEY=old)):
-        ids = [endpoints.create(account.id, "http://127.0.0.1:9/x", ["sms.sent"], "", s).id
-               for s in ("whsec_first_secret", "whsec_second_secret")]
+        ids = [
+            endpoints.create(account.id, "http://127.0.0.1:9/x", ["sms.sent"], "", s).id
+            for s in ("whsec_first_secret", "whsec_second_secret")
+        ]
         empty = endpoints.create(account.id, "http://127.0.0.1:9/x", ["sms.sent"]).id
     # A secret saved before encryption existed (plaintext in the column).
     legacy = endpoints.create(account.id, "http://127.0.0.1:9/x", ["sms.sent"]).id
-    db.session.execute(text("UPDATE endpoint SET secret = 'whsec_legacy_plain' WHERE id = :id"),
-                       {"id": legacy})
+    db.session.execute(
+        text("UPDATE endpoint SET secret = 'whsec_legacy_plain' WHERE id = :id"), {"id": legacy}
+    )
     db.session.commit()
-    expected = {ids[0]: "whsec_first_secret", ids[1]: "whsec_second_secret",
-                legacy: "whsec_legacy_plain", empty: None}
+    expected = {
+        ids[0]: "whsec_first_secret",
+        ids[1]: "whsec_second_secret",
+        legacy: "whsec_legacy_plain",
+        empty: None,
+    }
 
     def secrets_as_read():
         db.session.expire_all()
@@ -271,7 +324,7 @@ def test_rotating_the_secrets_key(app, account):
     with inside(another_app(app, TNT_SECRETS_KEY=old)):
         db.session.expire_all()
         with pytest.raises(crypto.SecretsKeyError):
-            db.session.get(Endpoint, ids[0]).secret
+            _ = db.session.get(Endpoint, ids[0]).secret
         db.session.rollback()
         # Rotating with a key list that misses a token's key changes nothing and says why.
         result = app_cli(old, app)
@@ -291,12 +344,16 @@ def app_cli(keys, app):
 
 # No secret in any log line -------------------------------------------------------------------
 
+
 def test_no_secret_in_any_log_line(app, people, receiver, work, caplog):
     # Every logger at DEBUG: SQLAlchemy keeps its own at WARNING unless asked (and Alembic's
     # logging config, loaded by the migration tests, pins sqlalchemy.engine there).
     caplog.set_level(logging.DEBUG)
     for name, logger in list(logging.root.manager.loggerDict.items()):
-        if isinstance(logger, logging.Logger) and logger.level not in (logging.NOTSET, logging.DEBUG):
+        if isinstance(logger, logging.Logger) and logger.level not in (
+            logging.NOTSET,
+            logging.DEBUG,
+        ):
             caplog.set_level(logging.DEBUG, logger=name)
     caplog.set_level(logging.DEBUG, logger="sqlalchemy")
     app.config["WTF_CSRF_ENABLED"] = False
@@ -307,23 +364,44 @@ def test_no_secret_in_any_log_line(app, people, receiver, work, caplog):
 
     # An endpoint with a secret from the dashboard, an API key, and another endpoint by API.
     dash_secret = "whsec_dash_" + secrets.token_urlsafe(16)
-    assert web.post("/endpoints/new", data={"url": receiver.url, "events": list(EVENTS),
-                                            "description": "dash", "secret": dash_secret}
-                    ).status_code == 302
+    assert (
+        web.post(
+            "/endpoints/new",
+            data={
+                "url": receiver.url,
+                "events": list(EVENTS),
+                "description": "dash",
+                "secret": dash_secret,
+            },
+        ).status_code
+        == 302
+    )
     page = web.post("/api-keys", data={"name": "billing"}).get_data(as_text=True)
     raw_key = re.search(r'id="new-key-value">([^<]+)<', page).group(1)
     bearer = {"Authorization": f"Bearer {raw_key}"}
     api_secret = "whsec_api_" + secrets.token_urlsafe(16)
-    created = api.post("/api/v1/endpoints", headers=bearer, json={
-        "url": receiver.url, "events": ["sms.sent", "sms.delivered"], "secret": api_secret})
+    created = api.post(
+        "/api/v1/endpoints",
+        headers=bearer,
+        json={"url": receiver.url, "events": ["sms.sent", "sms.delivered"], "secret": api_secret},
+    )
     assert created.status_code == 201
     api_endpoint = created.get_json()["id"]
-    assert api.get("/api/v1/endpoints", headers={"Authorization": "Bearer tnt_wrong"}).status_code == 401
+    assert (
+        api.get("/api/v1/endpoints", headers={"Authorization": "Bearer tnt_wrong"}).status_code
+        == 401
+    )
 
     # An SMS: its events are signed and delivered by the worker; the very first POST fails.
     receiver.respond = [(500, b"down"), (200, b"ok")]
-    assert api.post("/api/v1/messages", headers=bearer, json={
-        "mobile": "0712345678", "message": "hello", "simulate": "delivered"}).status_code == 201
+    assert (
+        api.post(
+            "/api/v1/messages",
+            headers=bearer,
+            json={"mobile": "0712345678", "message": "hello", "simulate": "delivered"},
+        ).status_code
+        == 201
+    )
     work()
     work()
     retrying = db.session.scalar(select(Delivery.id).where(Delivery.status == "retrying"))
@@ -339,13 +417,20 @@ def test_no_secret_in_any_log_line(app, people, receiver, work, caplog):
     sent = receiver.received()
     signatures = [r["headers"]["X-TalkNTalk-Signature"] for r in sent]
     assert len(signatures) >= 7  # 2 events x 2 endpoints, 2 resends, 1 test
-    for sig, r in zip(signatures, sent):
+    for sig, r in zip(signatures, sent, strict=False):
         assert sig in {signature(r["body"], s) for s in (dash_secret, api_secret, rotated_secret)}
 
-    forbidden = {"dashboard secret": dash_secret, "API secret": api_secret,
-                 "rotated secret": rotated_secret, "password": PASSWORD,
-                 "wrong password": wrong_password, "API key": raw_key}
-    forbidden.update({f"signature {i}": s.removeprefix("sha256=") for i, s in enumerate(signatures)})
+    forbidden = {
+        "dashboard secret": dash_secret,
+        "API secret": api_secret,
+        "rotated secret": rotated_secret,
+        "password": PASSWORD,
+        "wrong password": wrong_password,
+        "API key": raw_key,
+    }
+    forbidden.update(
+        {f"signature {i}": s.removeprefix("sha256=") for i, s in enumerate(signatures)}
+    )
     records = caplog.records
     # The capture saw the interesting places: SQL with its parameters and rows, and the worker.
     loggers = {r.name for r in records}
@@ -353,21 +438,31 @@ def test_no_secret_in_any_log_line(app, people, receiver, work, caplog):
     assert any(r.name.startswith("rq.") for r in records), loggers
     assert any("INSERT INTO endpoint" in r.getMessage() for r in records)
     assert any(r.getMessage().startswith("Row ") for r in records)
-    leaks = [(what, r.name, r.getMessage()[:200]) for r in records
-             for what, value in forbidden.items()
-             if value in r.getMessage() or value in (r.exc_text or "")]
+    leaks = [
+        (what, r.name, r.getMessage()[:200])
+        for r in records
+        for what, value in forbidden.items()
+        if value in r.getMessage() or value in (r.exc_text or "")
+    ]
     assert leaks == []
     assert not [what for what, value in forbidden.items() if value in caplog.text]
 
 
 # The dashboard under its CSP in a real browser -------------------------------------------------
 
+
 def test_the_dashboard_works_under_its_content_security_policy(page, people, receiver):
     from playwright.sync_api import expect
 
     failed = []
-    page.on("response", lambda resp: failed.append(f"{resp.status} {resp.url}")
-            if resp.status >= 400 and not resp.url.endswith("/favicon.ico") else None)
+    page.on(
+        "response",
+        lambda resp: (
+            failed.append(f"{resp.status} {resp.url}")
+            if resp.status >= 400 and not resp.url.endswith("/favicon.ico")
+            else None
+        ),
+    )
     login = page.goto("/login")
     assert login.headers["content-security-policy"] == HEADERS["Content-Security-Policy"]
     page.fill("#email", people.alice.email)
@@ -414,16 +509,22 @@ def test_an_undecryptable_secret_fails_its_own_deliveries_only(app, account, rec
     unsigned), and every other endpoint's deliveries in the same claim go out."""
     from tnt.models import Attempt, Delivery
 
-    broken = endpoints.create(account.id, receiver.url + "/broken", ["sms.delivered"], "",
-                              "whsec_written_under_a_lost_key")
-    fine = endpoints.create(account.id, receiver.url + "/fine", ["sms.delivered"], "",
-                            "whsec_fine")
+    broken = endpoints.create(
+        account.id,
+        receiver.url + "/broken",
+        ["sms.delivered"],
+        "",
+        "whsec_written_under_a_lost_key",
+    )
+    fine = endpoints.create(account.id, receiver.url + "/fine", ["sms.delivered"], "", "whsec_fine")
     endpoints.send_test(broken)
     endpoints.send_test(fine)
     broken_id = broken.id
     lost_key_token = Fernet(Fernet.generate_key()).encrypt(b"whsec_lost").decode()
-    db.session.execute(text("UPDATE endpoint SET secret = :s WHERE id = :id"),
-                       {"s": lost_key_token, "id": broken_id})
+    db.session.execute(
+        text("UPDATE endpoint SET secret = :s WHERE id = :id"),
+        {"s": lost_key_token, "id": broken_id},
+    )
     db.session.commit()
     db.session.expire_all()
     work()

@@ -1,6 +1,7 @@
 """Sign-in security: throttling per address and per account (password spraying), the time an
 unknown email takes (account enumeration), and sessions that end everywhere on sign-out or a
 new password."""
+
 import statistics
 import time
 
@@ -18,8 +19,9 @@ def web(app):
 
 
 def attempt(web, email, password="nope-nope", address="198.51.100.7"):
-    return web.post("/login", data={"email": email, "password": password},
-                    environ_base={"REMOTE_ADDR": address})
+    return web.post(
+        "/login", data={"email": email, "password": password}, environ_base={"REMOTE_ADDR": address}
+    )
 
 
 def signed_in(client) -> bool:
@@ -28,12 +30,14 @@ def signed_in(client) -> bool:
 
 # --- throttling ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("address", [lambda n: "198.51.100.7",
-                                     lambda n: f"2001:db8:7:8::{n + 1:x}"],
-                         ids=["one IPv4 address", "addresses of one IPv6 /64"])
+
+@pytest.mark.parametrize(
+    "address",
+    [lambda n: "198.51.100.7", lambda n: f"2001:db8:7:8::{n + 1:x}"],
+    ids=["one IPv4 address", "addresses of one IPv6 /64"],
+)
 def test_many_emails_from_one_address_are_throttled(web, people, address):
-    codes = [attempt(web, f"user{n}@spray.test", address=address(n)).status_code
-             for n in range(30)]
+    codes = [attempt(web, f"user{n}@spray.test", address=address(n)).status_code for n in range(30)]
     assert codes == [401] * 19 + [429] * 11
     # The right password waits too, from there; another address is not held up.
     assert attempt(web, people.alice.email, PASSWORD, address(31)).status_code == 429
@@ -43,8 +47,9 @@ def test_many_emails_from_one_address_are_throttled(web, people, address):
 def test_one_account_from_many_addresses_is_throttled(web, people):
     assert attempt(web, people.alice.email, PASSWORD, "192.0.2.50").status_code == 302
     web.post("/logout")
-    codes = [attempt(web, people.alice.email, address=f"203.0.113.{n}").status_code
-             for n in range(1, 31)]
+    codes = [
+        attempt(web, people.alice.email, address=f"203.0.113.{n}").status_code for n in range(1, 31)
+    ]
     assert codes == [401] * 9 + [429] * 21
     resp = attempt(web, people.alice.email, PASSWORD, "198.51.100.99")
     assert resp.status_code == 429 and "Too many failed attempts" in resp.get_data(as_text=True)
@@ -62,10 +67,12 @@ def test_unknown_emails_are_throttled_like_known_ones(web, people):
 
 # --- account enumeration ------------------------------------------------------------------
 
+
 def test_an_unknown_email_takes_as_long_as_a_wrong_password(web, people):
     """Timed: medians of interleaved attempts, each from its own address (no throttle), with a
     wide bound. A wrong password costs a hash check (about 100 ms); without the dummy hash an
     unknown email answered in a few ms."""
+
     def seconds(email, address):
         started = time.perf_counter()
         assert attempt(web, email, address=address).status_code == 401
@@ -81,6 +88,7 @@ def test_an_unknown_email_takes_as_long_as_a_wrong_password(web, people):
 
 
 # --- sessions -----------------------------------------------------------------------------
+
 
 def copy_of(app, client):
     """Another client holding a copy of `client`'s session cookie (a stolen cookie)."""
@@ -121,8 +129,10 @@ def test_set_password_refuses_a_short_one(people):
 
 def test_set_password_command_prompts_for_it(app, runner, web, people):
     assert sign_in(web, people.alice.email).status_code == 302
-    result = runner.invoke(args=["tnt", "set-password", "ALICE@acme.test"],
-                           input="from-the-prompt-1\nfrom-the-prompt-1\n")
+    result = runner.invoke(
+        args=["tnt", "set-password", "ALICE@acme.test"],
+        input="from-the-prompt-1\nfrom-the-prompt-1\n",
+    )
     assert result.exit_code == 0, result.output
     assert "password changed for alice@acme.test" in result.output
     assert "from-the-prompt-1" not in result.output  # not echoed
@@ -136,10 +146,10 @@ def test_set_password_command_refuses_what_it_should(runner, people):
     assert result.exit_code != 0 and "No such option" in result.output
     result = runner.invoke(args=["tnt", "set-password", "nobody@acme.test"])
     assert result.exit_code != 0 and "no user 'nobody@acme.test'" in result.output
-    result = runner.invoke(args=["tnt", "set-password", people.alice.email],
-                           input="short\nshort\n")
+    result = runner.invoke(args=["tnt", "set-password", people.alice.email], input="short\nshort\n")
     assert result.exit_code != 0 and "at least 8 characters" in result.output
-    result = runner.invoke(args=["tnt", "set-password", people.alice.email],
-                           input="long-enough-1\nlong-enough-2\n")
+    result = runner.invoke(
+        args=["tnt", "set-password", people.alice.email], input="long-enough-1\nlong-enough-2\n"
+    )
     assert result.exit_code != 0  # the two entries must match
     assert accounts.authenticate(people.alice.email, PASSWORD) is not None

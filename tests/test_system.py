@@ -1,9 +1,10 @@
 """Operations: /metrics in Prometheus' format (scraped and parsed) and the System page."""
-from prometheus_client.parser import text_string_to_metric_families
 
-from tnt import endpoints, messages, queue
+from prometheus_client.parser import text_string_to_metric_families
 from web_fixtures import sign_in
 from workers import wait_until
+
+from tnt import endpoints, messages, queue
 
 TOKEN = "metrics-token-for-tests"
 
@@ -13,9 +14,11 @@ def scrape(client) -> dict:
     resp = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert resp.status_code == 200, resp.get_data(as_text=True)
     assert resp.mimetype == "text/plain"
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(resp.get_data(as_text=True))
-            for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(resp.get_data(as_text=True))
+        for s in family.samples
+    }
 
 
 def test_metrics_need_the_token_and_are_off_without_one(app, client):
@@ -27,7 +30,8 @@ def test_metrics_need_the_token_and_are_off_without_one(app, client):
 
 
 def test_metrics_count_deliveries_durations_backlog_and_disabled_endpoints(
-        app, client, account, receiver, work):
+    app, client, account, receiver, work
+):
     app.config["TNT_METRICS_TOKEN"] = TOKEN
     endpoints.create(account.id, receiver.url, ["sms.sent", "sms.delivered"])
     endpoints.create(account.id, "http://127.0.0.1:9/refused", ["sms.sent"])
@@ -38,15 +42,21 @@ def test_metrics_count_deliveries_durations_backlog_and_disabled_endpoints(
     work()
     work()
     m = scrape(client)
-    sent = sum(v for (name, labels), v in m.items() if name == "tnt_deliveries_total"
-               and ("event", "sms.sent") in labels)
+    sent = sum(
+        v
+        for (name, labels), v in m.items()
+        if name == "tnt_deliveries_total" and ("event", "sms.sent") in labels
+    )
     delivered = m[("tnt_deliveries_total", (("event", "sms.delivered"), ("outcome", "delivered")))]
     assert sent == 6 and delivered == 3  # 3 messages x (2 endpoints for sent, 1 for delivered)
     assert m[("tnt_attempt_duration_seconds_count", ())] == 9
     assert m[("tnt_attempt_duration_seconds_bucket", (("le", "+Inf"),))] == 9
     retrying = m[("tnt_backlog_deliveries", (("status", "retrying"),))]
-    assert retrying == m.get(("tnt_deliveries_total", (("event", "sms.sent"),
-                                                       ("outcome", "retrying"))), 0) == 3
+    assert (
+        retrying
+        == m.get(("tnt_deliveries_total", (("event", "sms.sent"), ("outcome", "retrying"))), 0)
+        == 3
+    )
     assert m[("tnt_due_deliveries", ())] == 0  # the retries are a minute away
     assert m[("tnt_endpoints_disabled", ())] == 1
 
@@ -54,10 +64,17 @@ def test_metrics_count_deliveries_durations_backlog_and_disabled_endpoints(
 def test_metrics_show_each_running_workers_heartbeat(app, client, spawn):
     app.config["TNT_METRICS_TOKEN"] = TOKEN
     worker = spawn("beating")
-    wait_until(lambda: any(name == "tnt_worker_heartbeat_timestamp_seconds"
-                           for name, _ in scrape(client)), 20, "a heartbeat", [worker])
-    (labels,) = [dict(labels) for name, labels in scrape(client)
-                 if name == "tnt_worker_heartbeat_timestamp_seconds"]
+    wait_until(
+        lambda: any(name == "tnt_worker_heartbeat_timestamp_seconds" for name, _ in scrape(client)),
+        20,
+        "a heartbeat",
+        [worker],
+    )
+    (labels,) = [
+        dict(labels)
+        for name, labels in scrape(client)
+        if name == "tnt_worker_heartbeat_timestamp_seconds"
+    ]
     assert labels["host"] and labels["worker"]
 
 
@@ -73,7 +90,7 @@ def test_the_system_page_is_for_support_staff(app, people, client, receiver, wor
     sign_in(client, people.sam.email)
     page = client.get("/system").get_data(as_text=True)
     assert "Backlog" in page and "Deliveries per minute" in page
-    failing = page[page.index('id="failing"'):]
+    failing = page[page.index('id="failing"') :]
     assert "Beta" in failing and e.url in failing and "HTTP 503" in failing
     assert 'href="/system"' in client.get("/endpoints").get_data(as_text=True)
     assert queue.redis().ping()

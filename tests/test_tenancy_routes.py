@@ -7,6 +7,7 @@ API key, once per method the rule allows. Requests carry no body the route could
 a route must look its id up (scoped to the caller's account) before it reads the body, or it
 answers a 4xx other than 404 here and this test says so.
 """
+
 import pytest
 from sqlalchemy import insert, select
 from web_fixtures import sign_in
@@ -25,8 +26,14 @@ NOT_TENANT_IDS = {
     ("static", "filename"): "public CSS/JS/images, the same for everyone",
 }
 
-FORM = {"url": "http://127.0.0.1:1/bob", "events": ["sms.sent"], "description": "bob was here",
-        "secret": "whsec_bob_was_here", "event": "sms.sent", "name": "bob"}
+FORM = {
+    "url": "http://127.0.0.1:1/bob",
+    "events": ["sms.sent"],
+    "description": "bob was here",
+    "secret": "whsec_bob_was_here",
+    "event": "sms.sent",
+    "name": "bob",
+}
 
 
 @pytest.fixture
@@ -34,21 +41,43 @@ def ids(people, receiver):
     """One of each of account A's things, by the name of the path argument that carries it."""
     e = endpoints.create(people.a.id, receiver.url, ["sms.sent"], "Acme hook", "whsec_acme_123")
     event = Event(account_id=people.a.id, type="sms.sent", body=b"{}")
-    d = Delivery(uid="acme-delivery", account_id=people.a.id, event=event, endpoint_id=e.id,
-                 status="failed")
+    d = Delivery(
+        uid="acme-delivery", account_id=people.a.id, event=event, endpoint_id=e.id, status="failed"
+    )
     db.session.add_all([event, d])
     db.session.commit()
-    db.session.execute(insert(Attempt), [{
-        "delivery_id": d.id, "account_id": people.a.id, "endpoint_id": e.id,
-        "event_type": "sms.sent", "message_id": None, "mobile": "254711111111", "number": 1,
-        "trigger": "auto", "started_at": utcnow(), "duration_ms": 3, "ok": False,
-        "status_code": 500, "response_body": "acme body", "error": "HTTP 500"}])
+    db.session.execute(
+        insert(Attempt),
+        [
+            {
+                "delivery_id": d.id,
+                "account_id": people.a.id,
+                "endpoint_id": e.id,
+                "event_type": "sms.sent",
+                "message_id": None,
+                "mobile": "254711111111",
+                "number": 1,
+                "trigger": "auto",
+                "started_at": utcnow(),
+                "duration_ms": 3,
+                "ok": False,
+                "status_code": 500,
+                "response_body": "acme body",
+                "error": "HTTP 500",
+            }
+        ],
+    )
     db.session.commit()
     msg = messages.send_sms(people.a.id, "0711111111", "ACME", "for alice", simulate="hold")
     key, _raw = apikeys.create(people.a.id, "acme-billing")
     attempt = db.session.scalars(select(Attempt)).one()
-    return {"endpoint_id": e.id, "delivery_id": d.id, "attempt_id": attempt.id,
-            "message_id": msg.id, "key_id": key.id}
+    return {
+        "endpoint_id": e.id,
+        "delivery_id": d.id,
+        "attempt_id": attempt.id,
+        "message_id": msg.id,
+        "key_id": key.id,
+    }
 
 
 @pytest.fixture
@@ -63,7 +92,8 @@ def snapshot() -> dict:
     for table in db.metadata.sorted_tables:
         cols = [c for c in table.c if (table.name, c.name) != ("api_key", "last_used_at")]
         out[table.name] = db.session.execute(
-            select(*cols).order_by(*table.primary_key.columns)).all()
+            select(*cols).order_by(*table.primary_key.columns)
+        ).all()
     db.session.rollback()
     return out
 
@@ -88,17 +118,32 @@ def tenancy_problems(app, people, ids, bob_key) -> tuple[list[str], int]:
             continue
         missing = [a for a in args if a not in ids]
         if missing:
-            problems.append(f"{rule.rule}: no id of account A for {missing}; add one to the "
-                            "`ids` fixture (or, if it is no tenant's id, to NOT_TENANT_IDS)")
+            problems.append(
+                f"{rule.rule}: no id of account A for {missing}; add one to the "
+                "`ids` fixture (or, if it is no tenant's id, to NOT_TENANT_IDS)"
+            )
             continue
         for method in sorted(rule.methods - IGNORED_METHODS):
-            path = adapter.build(rule.endpoint, {a: ids[a] for a in rule.arguments},
-                                 method=method)
+            path = adapter.build(rule.endpoint, {a: ids[a] for a in rule.arguments}, method=method)
             if rule.rule.startswith(API_PREFIX):
-                tries = [("API key", lambda: api.open(path, method=method, headers=bearer))]
+                tries = [
+                    (
+                        "API key",
+                        lambda path=path, method=method: api.open(
+                            path, method=method, headers=bearer
+                        ),
+                    )
+                ]
             else:
-                tries = [(kind, lambda h=h: web.open(path, method=method, headers=h, data=FORM))
-                         for kind, h in (("page", {}), ("htmx", {"HX-Request": "true"}))]
+                tries = [
+                    (
+                        kind,
+                        lambda h=h, path=path, method=method: web.open(
+                            path, method=method, headers=h, data=FORM
+                        ),
+                    )
+                    for kind, h in (("page", {}), ("htmx", {"HX-Request": "true"}))
+                ]
             for kind, call in tries:
                 calls += 1
                 resp = call()
@@ -129,12 +174,15 @@ def test_the_check_catches_a_route_without_tenancy(app, people, ids, bob_key):
     def unknown_kind_of_id(invoice_id):
         return "", 404
 
-    app.add_url_rule("/endpoints/<int:endpoint_id>/leak", "leak", leaky_endpoint_url,
-                     methods=["GET", "POST"])
+    app.add_url_rule(
+        "/endpoints/<int:endpoint_id>/leak", "leak", leaky_endpoint_url, methods=["GET", "POST"]
+    )
     app.add_url_rule("/api/v1/invoices/<int:invoice_id>", "invoice", unknown_kind_of_id)
     problems, _calls = tenancy_problems(app, people, ids, bob_key)
     assert "GET /endpoints/<int:endpoint_id>/leak (page): 200, not 404" in problems
     assert "POST /endpoints/<int:endpoint_id>/leak (htmx): 200, not 404" in problems
-    assert any(p.startswith("/api/v1/invoices/<int:invoice_id>: no id of account A for "
-                            "['invoice_id']") for p in problems)
+    assert any(
+        p.startswith("/api/v1/invoices/<int:invoice_id>: no id of account A for ['invoice_id']")
+        for p in problems
+    )
     assert len(problems) == 5, problems  # the leak route's 4 calls and the unknown id: no others

@@ -16,8 +16,8 @@ import sys
 import threading
 import time
 import warnings
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -150,11 +150,13 @@ def assert_failed_in_time(response: Response, error: str, timeout=TIMEOUT):
 
 def test_post_sends_body_and_headers_and_returns_the_response(receiver, transport):
     server = receiver(echo)
-    response = transport.post(server.url("/hook?a=1"), b'{"id": 1}', {"Content-Type": "application/json"})
+    response = transport.post(
+        server.url("/hook?a=1"), b'{"id": 1}', {"Content-Type": "application/json"}
+    )
     assert response.ok and response.status == 200 and response.error is None
     assert response.body == '{"id": 1}' and not response.truncated
     assert response.headers["Content-Length"] == "9"
-    line, headers, body = server.requests[0]
+    line, headers, _body = server.requests[0]
     assert line == b"POST /hook?a=1 HTTP/1.1\r\n"
     assert headers["content-type"] == "application/json"
     assert headers["user-agent"] == "TalkNTalk-Webhooks/x"
@@ -163,13 +165,20 @@ def test_post_sends_body_and_headers_and_returns_the_response(receiver, transpor
 
 @pytest.mark.parametrize("status", [201, 204, 400, 404, 410, 500, 503])
 def test_any_status_is_a_response_and_the_caller_decides(receiver, transport, status):
-    server = receiver(lambda conn, srv: (srv.read_request(conn.makefile("rb")), conn.sendall(respond(status, b""))))
+    server = receiver(
+        lambda conn, srv: (
+            srv.read_request(conn.makefile("rb")),
+            conn.sendall(respond(status, b"")),
+        )
+    )
     response = transport.post(server.url(), b"{}", {})
     assert (response.status, response.error) == (status, None)
     assert response.ok == (200 <= status < 300)
 
 
-def test_keeps_the_hostname_in_the_host_header_while_connecting_to_the_checked_ip(receiver, transport):
+def test_keeps_the_hostname_in_the_host_header_while_connecting_to_the_checked_ip(
+    receiver, transport
+):
     server = receiver(echo)
     response = transport.post(server.url(host="localhost"), b"x", {})
     assert response.ok, response.error
@@ -235,13 +244,19 @@ def test_unread_body_is_never_left_on_a_reused_connection(receiver, transport):
 def test_a_transport_inherited_through_fork_still_keeps_its_deadline(receiver, transport):
     # RQ forks a work horse per job; the child must not rely on the parent's watchdog thread.
     ok = receiver(echo)
-    slow = receiver(answer_then_hang(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", then=b"x" * 1000))
+    slow = receiver(
+        answer_then_hang(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", then=b"x" * 1000)
+    )
     assert transport.post(ok.url(host="localhost"), b"parent", {}).ok
     results = multiprocessing.get_context("fork").Queue()
 
     def child():
-        results.put((transport.post(slow.url(), b"{}", {}).error,
-                     transport.post(ok.url(host="localhost"), b"child", {}).body))
+        results.put(
+            (
+                transport.post(slow.url(), b"{}", {}).error,
+                transport.post(ok.url(host="localhost"), b"child", {}).body,
+            )
+        )
 
     process = multiprocessing.get_context("fork").Process(target=child)
     process.start()
@@ -313,7 +328,12 @@ def test_a_1_gb_response_is_not_read_to_the_end(receiver, transport, framing):
 
 def test_invalid_utf8_and_binary_bodies_are_stored_with_replacement_chars(receiver, transport):
     payload = b"\xff\xfe\x00bin\x80ary\xc3"
-    server = receiver(lambda conn, srv: (srv.read_request(conn.makefile("rb")), conn.sendall(respond(200, payload))))
+    server = receiver(
+        lambda conn, srv: (
+            srv.read_request(conn.makefile("rb")),
+            conn.sendall(respond(200, payload)),
+        )
+    )
     response = transport.post(server.url(), b"{}", {})
     assert response.ok
     assert response.body == "\ufffd\ufffd\x00bin\ufffdary\ufffd"
@@ -321,7 +341,12 @@ def test_invalid_utf8_and_binary_bodies_are_stored_with_replacement_chars(receiv
 
 def test_truncation_at_64_kib_never_raises_on_a_split_character(receiver, transport):
     payload = b"a" * 65535 + "é".encode() + b"tail"
-    server = receiver(lambda conn, srv: (srv.read_request(conn.makefile("rb")), conn.sendall(respond(200, payload))))
+    server = receiver(
+        lambda conn, srv: (
+            srv.read_request(conn.makefile("rb")),
+            conn.sendall(respond(200, payload)),
+        )
+    )
     response = transport.post(server.url(), b"{}", {})
     assert response.truncated and response.body == "a" * 65535 + "\ufffd"
 
@@ -381,8 +406,12 @@ def test_10000_response_headers_fail_clearly(receiver, transport):
 
 
 def test_header_values_are_capped(receiver, transport):
-    server = receiver(lambda conn, srv: (
-        srv.read_request(conn.makefile("rb")), conn.sendall(respond(200, b"", [f"X-Big: {'v' * 60000}"]))))
+    server = receiver(
+        lambda conn, srv: (
+            srv.read_request(conn.makefile("rb")),
+            conn.sendall(respond(200, b"", [f"X-Big: {'v' * 60000}"])),
+        )
+    )
     response = transport.post(server.url(), b"{}", {})
     assert response.ok and len(response.headers["X-Big"]) == 4096
 
@@ -421,7 +450,9 @@ def test_receiver_that_never_reads_the_request_times_out(receiver, transport):
     assert_failed_in_time(response, "Timed out after 1 s")
 
 
-def test_a_keep_alive_connection_dropped_as_the_request_arrives_is_retried_once(receiver, transport):
+def test_a_keep_alive_connection_dropped_as_the_request_arrives_is_retried_once(
+    receiver, transport
+):
     def answers_once_then_drops(conn, server):
         reader = conn.makefile("rb")
         server.read_request(reader)
@@ -458,7 +489,10 @@ def test_connection_refused(transport):
 
 
 def test_invalid_url_is_a_failed_response(transport):
-    assert transport.post("gopher://127.0.0.1/", b"", {}).error == "Invalid URL: use an http:// or https:// URL"
+    assert (
+        transport.post("gopher://127.0.0.1/", b"", {}).error
+        == "Invalid URL: use an http:// or https:// URL"
+    )
     assert transport.post("", b"", {}).error == "Invalid URL: use an http:// or https:// URL"
     assert transport.post("http://", b"", {}).error == "Invalid URL: No host specified."
 
@@ -475,7 +509,10 @@ def test_loopback_is_refused_at_connect_time_unless_allowed(receiver, host):
     finally:
         client.close()
     assert response.status is None
-    assert response.error in ("Refused: 127.0.0.1 is a loopback address", "Refused: ::1 is a loopback address")
+    assert response.error in (
+        "Refused: 127.0.0.1 is a loopback address",
+        "Refused: ::1 is a loopback address",
+    )
     time.sleep(0.1)
     assert server.connections == 0
 
@@ -509,8 +546,14 @@ class PKI:
         ca_key = ec.generate_private_key(ec.SECP256R1())
         self.ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "TNT test CA")])
         self.ca_key = ca_key
-        ca = self._build(self.ca_name, ca_key.public_key(), ca_key, self.ca_name, days=(-1, 2),
-                         extensions=[(x509.BasicConstraints(ca=True, path_length=None), True)])
+        ca = self._build(
+            self.ca_name,
+            ca_key.public_key(),
+            ca_key,
+            self.ca_name,
+            days=(-1, 2),
+            extensions=[(x509.BasicConstraints(ca=True, path_length=None), True)],
+        )
         self.ca = self._write("ca", ca, ca_key)[0]
         self.good = self.leaf("good", ["localhost", "trail.test"])
         self.wrong_host = self.leaf("wrong-host", ["other.example"])
@@ -522,17 +565,23 @@ class PKI:
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
         san = x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts])
         issuer, signer = (subject, key) if self_signed else (self.ca_name, self.ca_key)
-        cert = self._build(subject, key.public_key(), signer, issuer, days=days,
-                           extensions=[(san, False)])
+        cert = self._build(
+            subject, key.public_key(), signer, issuer, days=days, extensions=[(san, False)]
+        )
         return self._write(label, cert, key)
 
     @staticmethod
     def _build(subject, public_key, signer, issuer, *, days, extensions):
-        now = datetime.datetime.now(datetime.timezone.utc)
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-                   .public_key(public_key).serial_number(x509.random_serial_number())
-                   .not_valid_before(now + datetime.timedelta(days=days[0]))
-                   .not_valid_after(now + datetime.timedelta(days=days[1])))
+        now = datetime.datetime.now(datetime.UTC)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now + datetime.timedelta(days=days[0]))
+            .not_valid_after(now + datetime.timedelta(days=days[1]))
+        )
         for extension, critical in extensions:
             builder = builder.add_extension(extension, critical=critical)
         return builder.sign(signer, hashes.SHA256())
@@ -540,9 +589,13 @@ class PKI:
     def _write(self, label, cert, key):
         cert_path, key_path = self.folder / f"{label}.pem", self.folder / f"{label}-key.pem"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
         return str(cert_path), str(key_path)
 
 
@@ -584,23 +637,33 @@ def test_https_sends_sni_and_verifies_the_certificate_against_the_hostname(tls_r
     assert tls_receiver.server_names[0] == "localhost"
     assert tls_receiver.requests[0][1]["host"] == f"localhost:{tls_receiver.port}"
     # libcurl checks the name itself and says so in its own words.
-    assert mismatch.error == ("TLS error: certificate verify failed: no alternative certificate "
-                              "subject name matches target IPv4 address '127.0.0.1'")
+    assert mismatch.error == (
+        "TLS error: certificate verify failed: no alternative certificate "
+        "subject name matches target IPv4 address '127.0.0.1'"
+    )
 
 
 def test_a_certificate_from_an_unknown_ca_is_a_tls_error(tls_receiver, transport):
     # The transport's default trust is the system's bundle, which has never heard of our CA.
     response = transport.post(tls_receiver.url(host="localhost", scheme="https"), b"x", {})
-    assert_failed_in_time(response, "TLS error: certificate verify failed: unable to get local issuer certificate")
+    assert_failed_in_time(
+        response, "TLS error: certificate verify failed: unable to get local issuer certificate"
+    )
     assert tls_receiver.requests == []
 
 
-@pytest.mark.parametrize("cert, error", [
-    ("self_signed", "TLS error: certificate verify failed: self-signed certificate"),
-    ("expired", "TLS error: certificate verify failed: certificate has expired"),
-    ("wrong_host", "TLS error: certificate verify failed: no alternative certificate subject name "
-                   "matches target hostname 'localhost'"),
-])
+@pytest.mark.parametrize(
+    "cert, error",
+    [
+        ("self_signed", "TLS error: certificate verify failed: self-signed certificate"),
+        ("expired", "TLS error: certificate verify failed: certificate has expired"),
+        (
+            "wrong_host",
+            "TLS error: certificate verify failed: no alternative certificate subject name "
+            "matches target hostname 'localhost'",
+        ),
+    ],
+)
 def test_bad_certificates_are_tls_errors(receiver, pki, cert, error):
     server = receiver(echo, wrap=tls_wrap(getattr(pki, cert)))
     client = Transport(allow_loopback=True, timeout=TIMEOUT, ca_certs=pki.ca)
@@ -673,27 +736,40 @@ def answer(raw: bytes):
     return handler
 
 
-def test_chunked_body_with_extensions_and_trailers_is_joined_and_the_connection_reused(receiver, transport):
-    server = receiver(answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                             b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"))
+def test_chunked_body_with_extensions_and_trailers_is_joined_and_the_connection_reused(
+    receiver, transport
+):
+    server = receiver(
+        answer(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
+        )
+    )
     first, second = (transport.post(server.url(), b"{}", {}) for _ in range(2))
     assert (first.status, first.body, first.error) == (200, "hello world", None)
     assert second.body == "hello world" and server.connections == 1
 
 
 def test_interim_1xx_answers_are_skipped(receiver, transport):
-    server = receiver(answer(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
-                             + respond(201, b"made")))
+    server = receiver(
+        answer(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+            + respond(201, b"made")
+        )
+    )
     response = transport.post(server.url(), b"{}", {})
     assert (response.status, response.body, response.error) == (201, "made", None)
     assert "Link" not in response.headers
 
 
-@pytest.mark.parametrize("raw", [
-    b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
-    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
-    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",  # bytes past the response
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",  # bytes past the response
+    ],
+)
 def test_connections_that_cannot_be_trusted_again_are_not_reused(receiver, transport, raw):
     server = receiver(answer(raw))
     responses = [transport.post(server.url(), b"{}", {}) for _ in range(2)]
@@ -702,22 +778,32 @@ def test_connections_that_cannot_be_trusted_again_are_not_reused(receiver, trans
 
 
 def test_repeated_response_headers_are_joined_and_bare_lf_lines_accepted(receiver, transport):
-    server = receiver(answer(b"HTTP/1.1 200 OK\nSet-Cookie: a=1\nset-cookie: b=2\nContent-Length: 2\n\nok"))
+    server = receiver(
+        answer(b"HTTP/1.1 200 OK\nSet-Cookie: a=1\nset-cookie: b=2\nContent-Length: 2\n\nok")
+    )
     response = transport.post(server.url(), b"{}", {})
     assert (response.status, response.body) == (200, "ok")
     assert response.headers["Set-Cookie"] == "a=1, b=2"
 
 
-@pytest.mark.parametrize("raw, error", [
-    (b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n",
-     "Response header line too long"),
-    # No end yet: libcurl only hands over whole lines, and holds at most 100 KiB of one.
-    (b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * 200_000, "Response header line too long"),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok", "Invalid HTTP response"),
-    (b"HTTP/2 200\r\n\r\n", "Invalid HTTP response"),
-    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "Invalid HTTP response"),
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "Connection closed mid-response"),
-])
+@pytest.mark.parametrize(
+    "raw, error",
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n",
+            "Response header line too long",
+        ),
+        # No end yet: libcurl only hands over whole lines, and holds at most 100 KiB of one.
+        (b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * 200_000, "Response header line too long"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok", "Invalid HTTP response"),
+        (b"HTTP/2 200\r\n\r\n", "Invalid HTTP response"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "Invalid HTTP response"),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            "Connection closed mid-response",
+        ),
+    ],
+)
 def test_malformed_answers_fail_clearly(receiver, transport, raw, error):
     server = receiver(answer_then_hang(raw))
     assert_failed_in_time(transport.post(server.url(), b"{}", {}), error)
@@ -751,11 +837,23 @@ def test_callers_user_agent_wins_but_host_and_length_are_ours(receiver, transpor
     headers = {"user-agent": "mine/1", "Host": "evil.example", "Content-Length": "999"}
     assert transport.post(server.url(), b"abc", headers).body == "abc"
     sent = server.requests[0][1]
-    assert (sent["user-agent"], sent["host"], sent["content-length"]) == ("mine/1", f"127.0.0.1:{server.port}", "3")
+    assert (sent["user-agent"], sent["host"], sent["content-length"]) == (
+        "mine/1",
+        f"127.0.0.1:{server.port}",
+        "3",
+    )
 
 
-@pytest.mark.parametrize("headers", [{"X-Bad Name": "1"}, {"X-Sig": "a\nb"}, {"X-Sig": "a\rb"},
-                                     {"X-Sig": "a\x00b"}, {"X-Sig": "€"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Bad Name": "1"},
+        {"X-Sig": "a\nb"},
+        {"X-Sig": "a\rb"},
+        {"X-Sig": "a\x00b"},
+        {"X-Sig": "€"},
+    ],
+)
 def test_unsendable_request_headers_are_refused_before_connecting(receiver, transport, headers):
     server = receiver(echo)
     assert transport.post(server.url(), b"{}", headers).error == "Invalid request header"
@@ -825,8 +923,12 @@ def test_an_idle_connection_the_server_spoke_on_is_not_reused(receiver, transpor
 def test_https_connections_are_reused(tls_receiver, pki):
     client = Transport(allow_loopback=True, timeout=TIMEOUT, ca_certs=pki.ca)
     try:
-        bodies = [client.post(tls_receiver.url(host="localhost", scheme="https"), f"{n}".encode(), {}).body
-                  for n in range(3)]
+        bodies = [
+            client.post(
+                tls_receiver.url(host="localhost", scheme="https"), f"{n}".encode(), {}
+            ).body
+            for n in range(3)
+        ]
     finally:
         client.close()
     assert bodies == ["0", "1", "2"] and tls_receiver.connections == 1
@@ -855,7 +957,9 @@ def test_submit_returns_at_once_and_done_runs_on_the_loop_thread(receiver, trans
     server = receiver(answer_then_hang(b""))  # never answers
     results = []
     started = time.monotonic()
-    transport.submit(server.url(), b"{}", {}, lambda r: results.append((r, threading.current_thread().name)))
+    transport.submit(
+        server.url(), b"{}", {}, lambda r: results.append((r, threading.current_thread().name))
+    )
     assert time.monotonic() - started < 0.05 and transport.in_flight == 1
     wait_for(lambda: results)
     response, thread = results[0]
@@ -884,7 +988,8 @@ def test_close_completes_what_is_in_flight_with_an_error(receiver):
 
 
 def test_200_black_holed_posts_in_flight_cost_sockets_not_threads_and_hold_up_no_one(
-        receiver, black_hole):
+    receiver, black_hole
+):
     healthy = receiver(echo)
     client = Transport(allow_loopback=True, timeout=2.0, max_per_host=200)
     try:
@@ -939,7 +1044,10 @@ def test_http_is_refused_at_delivery_under_https_only(receiver, pki):
         served = client.post(secure.url(host="localhost", scheme="https"), b"{}", {})
     finally:
         client.close()
-    assert (refused.status, refused.error) == (None, "Refused: http is not allowed, use an https:// URL")
+    assert (refused.status, refused.error) == (
+        None,
+        "Refused: http is not allowed, use an https:// URL",
+    )
     assert served.ok and plain.connections == 0
 
 
@@ -953,9 +1061,14 @@ def test_stored_response_headers_are_capped_at_8_kib(receiver, transport):
 
 
 def test_a_response_with_content_length_and_transfer_encoding_does_not_keep_its_connection(
-        receiver, transport):
-    server = receiver(answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
-                             b"2\r\nok\r\n0\r\n\r\n"))
+    receiver, transport
+):
+    server = receiver(
+        answer(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\nok\r\n0\r\n\r\n"
+        )
+    )
     responses = [transport.post(server.url(), b"{}", {}) for _ in range(3)]
     assert [(r.status, r.body, r.error) for r in responses] == [(200, "ok", None)] * 3
     assert server.connections == 3
@@ -989,21 +1102,41 @@ def _hostile_server(sock, payload: bytes, repeat: bool):
     conn.close()
 
 
-@pytest.mark.parametrize("payload, repeat, error", [
-    (b"HTTP/1.1 200 OK\r\n" + (b"X-Pad: " + b"v" * 1000 + b"\r\n") * 6500, False,
-     "Response headers too large (more than 64 KiB)"),
-    (b"HTTP/1.1 200 OK\r\n" + b"X-H: v\r\n" * 800_000, False, "Too many response headers (more than 100)"),
-    (b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * 6_500_000, False, "Response header line too long"),
-    (b"HTTP/1.1 102 Processing\r\n\r\n", True, "Too many interim 1xx responses (more than 10)"),
-    (b"HTTP/1.1 103 Early Hints\r\n" + (b"Link: </" + b"x" * 600 + b">\r\n") * 60 + b"\r\n", True,
-     "Response headers too large (more than 64 KiB)"),
-], ids=["6.5 MB of header lines", "800k short header lines", "one 6.5 MB header line",
-        "endless 1xx", "endless 1xx with headers"])
+@pytest.mark.parametrize(
+    "payload, repeat, error",
+    [
+        (
+            b"HTTP/1.1 200 OK\r\n" + (b"X-Pad: " + b"v" * 1000 + b"\r\n") * 6500,
+            False,
+            "Response headers too large (more than 64 KiB)",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\n" + b"X-H: v\r\n" * 800_000,
+            False,
+            "Too many response headers (more than 100)",
+        ),
+        (b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * 6_500_000, False, "Response header line too long"),
+        (b"HTTP/1.1 102 Processing\r\n\r\n", True, "Too many interim 1xx responses (more than 10)"),
+        (
+            b"HTTP/1.1 103 Early Hints\r\n" + (b"Link: </" + b"x" * 600 + b">\r\n") * 60 + b"\r\n",
+            True,
+            "Response headers too large (more than 64 KiB)",
+        ),
+    ],
+    ids=[
+        "6.5 MB of header lines",
+        "800k short header lines",
+        "one 6.5 MB header line",
+        "endless 1xx",
+        "endless 1xx with headers",
+    ],
+)
 def test_a_hostile_header_flood_costs_little_cpu(receiver, transport, payload, repeat, error):
     assert transport.post(receiver(echo).url(), b"warm", {}).ok
     listener = socket.create_server(("127.0.0.1", 0))
     server = multiprocessing.get_context("fork").Process(
-        target=_hostile_server, args=(listener, payload, repeat), daemon=True)
+        target=_hostile_server, args=(listener, payload, repeat), daemon=True
+    )
     server.start()
     try:
         cpu = time.process_time()
@@ -1050,9 +1183,9 @@ class FakeDNS:
                 data, client = self.sock.recvfrom(512)
                 end, labels = 12, []
                 while data[end]:
-                    labels.append(data[end + 1:end + 1 + data[end]].decode("ascii", "replace"))
+                    labels.append(data[end + 1 : end + 1 + data[end]].decode("ascii", "replace"))
                     end += 1 + data[end]
-                qtype = struct.unpack(">H", data[end + 1:end + 3])[0]
+                qtype = struct.unpack(">H", data[end + 1 : end + 3])[0]
             except (OSError, IndexError, struct.error):
                 continue
             name = ".".join(labels).lower()
@@ -1061,9 +1194,11 @@ class FakeDNS:
                 continue
             answer = b""
             if qtype == 1:  # A
-                answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton("127.0.0.1")
+                answer = (
+                    b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton("127.0.0.1")
+                )
             header = data[:2] + struct.pack(">HHHHH", 0x8180, 1, 1 if answer else 0, 0, 0)
-            self.sock.sendto(header + data[12:end + 5] + answer, client)
+            self.sock.sendto(header + data[12 : end + 5] + answer, client)
 
     def close(self):
         self.stopped = True
@@ -1089,8 +1224,18 @@ def in_resolver_sandbox(tmp_path_factory):
     root = Path(__file__).resolve().parent.parent
 
     def run(scenario, **args):
-        command = ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"',
-                   str(resolv), sys.executable, __file__, scenario, json.dumps(args)]
+        command = [
+            "unshare",
+            "--mount",
+            "sh",
+            "-c",
+            'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+            str(resolv),
+            sys.executable,
+            __file__,
+            scenario,
+            json.dumps(args),
+        ]
         env = dict(os.environ, PYTHONPATH=str(root))
         done = subprocess.run(command, cwd=root, env=env, capture_output=True, timeout=60)
         assert done.returncode == 0, done.stderr.decode()[-3000:]
@@ -1114,7 +1259,11 @@ def test_a_stalled_dns_lookup_delays_no_other_endpoint(receiver, in_resolver_san
     assert all(1900 <= ms <= 2600 for _, ms in result["stalled"]), result["stalled"]
     assert result["close_s"] < 0.5  # close() does not wait for a stuck lookup either
     # One lookup per stalled name, however many POSTs wait for it.
-    asked = [name for name, qtype in in_resolver_sandbox.dns.queries if qtype == 1 and name.startswith("stall")]
+    asked = [
+        name
+        for name, qtype in in_resolver_sandbox.dns.queries
+        if qtype == 1 and name.startswith("stall")
+    ]
     assert sorted(asked) == sorted(f"stall{n}.test" for n in range(25))
 
 
@@ -1136,7 +1285,9 @@ def test_idna_2008_names_and_a_trailing_dot(receiver, pki, in_resolver_sandbox):
     assert hosts == [f"xn--strae-oqa.test:{plain.port}", f"trail.test.:{plain.port}"]
     asked = {name for name, _ in in_resolver_sandbox.dns.queries}
     assert "xn--strae-oqa.test" in asked and "strasse.test" not in asked
-    assert wrap.names == ["trail.test"] and len(secure.requests) == 1  # SNI without the dot, and the name checked
+    assert (
+        wrap.names == ["trail.test"] and len(secure.requests) == 1
+    )  # SNI without the dot, and the name checked
 
 
 def _scenario_stalled_dns(port):
@@ -1161,12 +1312,18 @@ def _scenario_stalled_dns(port):
         time.sleep(0.01)
     started = time.monotonic()
     transport.close()
-    return {"baseline": baseline, "during": during, "close_s": time.monotonic() - started,
-            "stalled": [(r.error, r.duration_ms) for r in stalled]}
+    return {
+        "baseline": baseline,
+        "during": during,
+        "close_s": time.monotonic() - started,
+        "stalled": [(r.error, r.duration_ms) for r in stalled],
+    }
 
 
 def _scenario_many_hosts(port):
-    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    )
     transport = Transport(allow_loopback=True, timeout=5.0, max_idle=64)
     fds = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731
     assert transport.post(f"http://first.test:{port}/", b"{}", {}).ok
@@ -1186,15 +1343,23 @@ def _scenario_many_hosts(port):
             answered.acquire(timeout=10)
     after = fds()
     final = transport.post(f"http://last.test:{port}/", b"{}", {}).error
-    return {"errors": errors, "fds_before": before, "peak_fds": peak[0], "fds_after": after,
-            "final": final}
+    return {
+        "errors": errors,
+        "fds_before": before,
+        "peak_fds": peak[0],
+        "fds_after": after,
+        "final": final,
+    }
 
 
 def _scenario_names(port, tls_port, ca):
     transport = Transport(allow_loopback=True, timeout=2.0, ca_certs=ca)
     out = {}
-    for key, url in [("idn", f"http://straße.test:{port}/"), ("dot", f"http://trail.test.:{port}/"),
-                     ("tls_dot", f"https://trail.test.:{tls_port}/")]:
+    for key, url in [
+        ("idn", f"http://straße.test:{port}/"),
+        ("dot", f"http://trail.test.:{port}/"),
+        ("tls_dot", f"https://trail.test.:{tls_port}/"),
+    ]:
         response = transport.post(url, b"{}", {})
         out[key] = [response.status, response.error]
     return out

@@ -1,4 +1,5 @@
 """Dashboard routes through the Flask test client: sign-in, Endpoints, Logs, Messages, CSRF."""
+
 import re
 import uuid
 from datetime import timedelta
@@ -32,8 +33,9 @@ def alice(web, people):
 
 @pytest.fixture
 def endpoint(people, receiver):
-    return endpoints.create(people.a.id, receiver.url, list(endpoints.EVENTS), "Acme hook",
-                            "whsec_acme_secret_value")
+    return endpoints.create(
+        people.a.id, receiver.url, list(endpoints.EVENTS), "Acme hook", "whsec_acme_secret_value"
+    )
 
 
 def text(resp) -> str:
@@ -41,6 +43,7 @@ def text(resp) -> str:
 
 
 # --- sign in -------------------------------------------------------------------------------
+
 
 def test_pages_need_sign_in(web):
     for path in ("/endpoints", "/logs", "/messages", "/endpoints/new", "/logs/chart"):
@@ -74,8 +77,9 @@ def test_session_cookie_is_httponly_and_samesite(web, people):
 
 
 def test_next_never_redirects_off_site(web, people):
-    resp = web.post("/login?next=//evil.example/x",
-                    data={"email": people.alice.email, "password": PASSWORD})
+    resp = web.post(
+        "/login?next=//evil.example/x", data={"email": people.alice.email, "password": PASSWORD}
+    )
     assert resp.location.endswith("/endpoints")
 
 
@@ -102,10 +106,16 @@ def test_a_post_without_the_csrf_token_is_refused(app, people, endpoint):
     client = app.test_client()  # CSRF on, as in production
     page = text(client.get("/login"))
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    assert client.post("/login", data={"email": people.alice.email,
-                                        "password": PASSWORD}).status_code == 400
-    assert client.post("/login", data={"email": people.alice.email, "password": PASSWORD,
-                                        "csrf_token": token}).status_code == 302
+    assert (
+        client.post("/login", data={"email": people.alice.email, "password": PASSWORD}).status_code
+        == 400
+    )
+    assert (
+        client.post(
+            "/login", data={"email": people.alice.email, "password": PASSWORD, "csrf_token": token}
+        ).status_code
+        == 302
+    )
     resp = client.post(f"/endpoints/{endpoint.id}/toggle", headers=HX)
     assert resp.status_code == 400 and "reload the page" in text(resp)
     assert resp.content_type.startswith("text/plain")
@@ -114,24 +124,44 @@ def test_a_post_without_the_csrf_token_is_refused(app, people, endpoint):
     # The token on <body hx-headers> is what htmx sends.
     page = text(client.get("/endpoints"))
     header_token = re.search(r'hx-headers=\'\{"X-CSRFToken": "([^"]+)"\}\'', page).group(1)
-    resp = client.post(f"/endpoints/{endpoint.id}/toggle", headers=HX | {"X-CSRFToken": header_token})
+    resp = client.post(
+        f"/endpoints/{endpoint.id}/toggle", headers=HX | {"X-CSRFToken": header_token}
+    )
     assert resp.status_code == 200 and "Off" in text(resp)
 
 
 # --- endpoints ------------------------------------------------------------------------------
 
+
 def test_create_edit_toggle_delete_an_endpoint(alice, people, receiver):
-    resp = alice.post("/endpoints/new", data={"url": receiver.url, "description": "Main",
-                                              "events": ["sms.sent", "sms.failed"],
-                                              "secret": "whsec_0123456789"})
+    resp = alice.post(
+        "/endpoints/new",
+        data={
+            "url": receiver.url,
+            "description": "Main",
+            "events": ["sms.sent", "sms.failed"],
+            "secret": "whsec_0123456789",
+        },
+    )
     assert resp.status_code == 302
     e = db.session.scalars(select(Endpoint)).one()
-    assert (e.account_id, e.events, e.secret) == (people.a.id, "sms.sent sms.failed", "whsec_0123456789")
+    assert (e.account_id, e.events, e.secret) == (
+        people.a.id,
+        "sms.sent sms.failed",
+        "whsec_0123456789",
+    )
     page = text(alice.get("/endpoints"))
     assert receiver.url in page and "no attempts" in page and ">set<" in page
 
-    resp = alice.post(f"/endpoints/{e.id}/edit", data={"url": receiver.url, "description": "Edited",
-                                                       "events": ["sms.delivered"], "secret": ""})
+    resp = alice.post(
+        f"/endpoints/{e.id}/edit",
+        data={
+            "url": receiver.url,
+            "description": "Edited",
+            "events": ["sms.delivered"],
+            "secret": "",
+        },
+    )
     assert resp.status_code == 302
     db.session.refresh(e)
     assert (e.description, e.events, e.secret) == ("Edited", "sms.delivered", None)
@@ -149,25 +179,31 @@ def test_create_edit_toggle_delete_an_endpoint(alice, people, receiver):
     assert receiver.url not in text(alice.get("/endpoints"))
 
 
-@pytest.mark.parametrize("url, events, production, message", [
-    ("not a url", ["sms.sent"], False, "must not contain spaces"),
-    ("ftp://example.com/x", ["sms.sent"], False, "Use an http:// or https:// URL."),
-    ("https://example.com/hook", [], False, "Choose at least one event."),
-    ("http://example.com/hook", ["sms.sent"], True, "http is not allowed in production"),
-    ("http://10.1.2.3/hook", ["sms.sent"], False, "private"),
-])
-def test_invalid_endpoint_input_rerenders_the_form_with_the_error(app, alice, url, events,
-                                                                  production, message):
+@pytest.mark.parametrize(
+    "url, events, production, message",
+    [
+        ("not a url", ["sms.sent"], False, "must not contain spaces"),
+        ("ftp://example.com/x", ["sms.sent"], False, "Use an http:// or https:// URL."),
+        ("https://example.com/hook", [], False, "Choose at least one event."),
+        ("http://example.com/hook", ["sms.sent"], True, "http is not allowed in production"),
+        ("http://10.1.2.3/hook", ["sms.sent"], False, "private"),
+    ],
+)
+def test_invalid_endpoint_input_rerenders_the_form_with_the_error(
+    app, alice, url, events, production, message
+):
     app.config["TNT_HTTPS_ONLY"] = production
     resp = alice.post("/endpoints/new", data={"url": url, "events": events})
     assert resp.status_code == 422
     page = text(resp)
     assert message in page
-    assert 'class="field has-error"' in page or 'class="field has-error"' in page.replace("fieldset", "div")
+    assert 'class="field has-error"' in page or 'class="field has-error"' in page.replace(
+        "fieldset", "div"
+    )
     assert db.session.scalar(select(Endpoint)) is None
     # htmx gets only the form back, to swap in place.
     resp = alice.post("/endpoints/new", data={"url": url, "events": events}, headers=HX)
-    assert resp.status_code == 422 and text(resp).lstrip().startswith("<form id=\"endpoint-form\"")
+    assert resp.status_code == 422 and text(resp).lstrip().startswith('<form id="endpoint-form"')
 
 
 def test_generate_secret_gives_a_fresh_revealed_secret(alice):
@@ -196,19 +232,25 @@ def test_send_test_event_is_delivered_and_marked_as_test(alice, endpoint, receiv
 
 # --- an endpoint's page ---------------------------------------------------------------------
 
+
 def test_the_list_links_each_endpoint_to_its_page(alice, endpoint):
     page = text(alice.get("/endpoints"))
     assert f'<a class="url" href="/endpoints/{endpoint.id}">{endpoint.url}</a>' in page
 
 
 def test_an_endpoints_page_shows_its_settings_24_hours_recent_deliveries_and_actions(
-        alice, people, endpoint, receiver):
-    mine, other = _delivery(endpoint), _delivery(
-        endpoints.create(people.a.id, receiver.url + "/other", ["sms.sent"]))
+    alice, people, endpoint, receiver
+):
+    mine, other = (
+        _delivery(endpoint),
+        _delivery(endpoints.create(people.a.id, receiver.url + "/other", ["sms.sent"])),
+    )
     now = utcnow()
-    db.session.execute(insert(Attempt), [
-        _attempt(mine, endpoint, now - timedelta(seconds=i), number=i + 1) for i in range(12)]
-        + [_attempt(other, other.endpoint, now)])
+    db.session.execute(
+        insert(Attempt),
+        [_attempt(mine, endpoint, now - timedelta(seconds=i), number=i + 1) for i in range(12)]
+        + [_attempt(other, other.endpoint, now)],
+    )
     db.session.commit()
     page = text(alice.get(f"/endpoints/{endpoint.id}"))
     assert f'<h1 class="url">{endpoint.url}</h1>' in page and "Acme hook" in page
@@ -219,8 +261,12 @@ def test_an_endpoints_page_shows_its_settings_24_hours_recent_deliveries_and_act
     assert f'hx-get="/logs/chart?endpoint_id={endpoint.id}"' in page
     assert "12 failed" in text(alice.get(f"/logs/chart?endpoint_id={endpoint.id}", headers=HX))
     # Its newest attempts (the other endpoint's aren't), and all of them in the Logs.
-    newest = db.session.scalars(select(Attempt.id).where(Attempt.endpoint_id == endpoint.id)
-                                .order_by(Attempt.started_at.desc()).limit(10)).all()
+    newest = db.session.scalars(
+        select(Attempt.id)
+        .where(Attempt.endpoint_id == endpoint.id)
+        .order_by(Attempt.started_at.desc())
+        .limit(10)
+    ).all()
     assert re.findall(r'id="attempt-(\d+)"', page) == [str(i) for i in newest]
     assert f'href="/logs?endpoint_id={endpoint.id}"' in page
     # Its actions: edit, toggle (htmx), a test event, delete (confirmed).
@@ -246,12 +292,14 @@ def test_toggle_and_delete_on_an_endpoints_page(alice, endpoint):
 def test_saving_an_edit_returns_to_the_endpoints_page(alice, endpoint, receiver):
     form = text(alice.get(f"/endpoints/{endpoint.id}/edit"))
     assert f'<a class="btn btn-quiet" href="/endpoints/{endpoint.id}">Cancel</a>' in form
-    resp = alice.post(f"/endpoints/{endpoint.id}/edit", data={"url": receiver.url,
-                                                              "events": ["sms.sent"]})
+    resp = alice.post(
+        f"/endpoints/{endpoint.id}/edit", data={"url": receiver.url, "events": ["sms.sent"]}
+    )
     assert resp.status_code == 302 and resp.location.endswith(f"/endpoints/{endpoint.id}")
 
 
 # --- logs -----------------------------------------------------------------------------------
+
 
 def _fire(account_id, n=1, simulate="hold"):
     """Messages held then cancelled: one sms.cancelled event each, with a mobile."""
@@ -265,7 +313,7 @@ def _fire(account_id, n=1, simulate="hold"):
 
 def test_logs_show_every_attempt_with_its_columns(alice, endpoint, receiver, work):
     receiver.respond = [(503, b"busy")]
-    msg, = _fire(endpoint.account_id)
+    (msg,) = _fire(endpoint.account_id)
     work()
     page = text(alice.get("/logs"))
     assert "sms.cancelled" in page and ">254712345600<" in page and f">{msg.id}<" in page
@@ -275,26 +323,33 @@ def test_logs_show_every_attempt_with_its_columns(alice, endpoint, receiver, wor
     assert 'hx-get="/logs/chart' in page
 
 
-@pytest.mark.parametrize("reason, status, short", [
-    (policy.failure_reason(503, None), 503, "503"),
-    (policy.failure_reason(302, None, "https://elsewhere.example/"), 302, "302"),
-    (policy.failure_reason(None, None), None, "no response"),
-    ("Timed out after 10 s", None, "timeout"),
-    ("Connection refused", None, "refused"),
-    ("Refused: 10.0.0.5 is a private-use address", None, "blocked"),
-    ("TLS error: certificate verify failed: unable to get local issuer certificate", None, "TLS"),
-    ("Could not resolve host hooks.example.invalid", None, "DNS"),
-    ("Connection reset by the server", None, "reset"),
-    ("Connection closed without a response", None, "closed"),
-    (transport._CUT, 200, "closed"),  # a 2xx whose body broke off
-    ("Connection failed: Network is unreachable", None, "unreachable"),
-    (transport._INVALID, None, "bad response"),
-    (transport._HEADERS_TOO_LARGE, None, "bad response"),
-    (transport._TOO_MANY_INTERIM, None, "bad response"),
-    (policy.NOT_SENT, None, "not sent"),
-    ("Not sent: its signing secret cannot be decrypted with TNT_SECRETS_KEY", None, "not sent"),
-    ("Internal error in the transport", None, "error"),
-])
+@pytest.mark.parametrize(
+    "reason, status, short",
+    [
+        (policy.failure_reason(503, None), 503, "503"),
+        (policy.failure_reason(302, None, "https://elsewhere.example/"), 302, "302"),
+        (policy.failure_reason(None, None), None, "no response"),
+        ("Timed out after 10 s", None, "timeout"),
+        ("Connection refused", None, "refused"),
+        ("Refused: 10.0.0.5 is a private-use address", None, "blocked"),
+        (
+            "TLS error: certificate verify failed: unable to get local issuer certificate",
+            None,
+            "TLS",
+        ),
+        ("Could not resolve host hooks.example.invalid", None, "DNS"),
+        ("Connection reset by the server", None, "reset"),
+        ("Connection closed without a response", None, "closed"),
+        (transport._CUT, 200, "closed"),  # a 2xx whose body broke off
+        ("Connection failed: Network is unreachable", None, "unreachable"),
+        (transport._INVALID, None, "bad response"),
+        (transport._HEADERS_TOO_LARGE, None, "bad response"),
+        (transport._TOO_MANY_INTERIM, None, "bad response"),
+        (policy.NOT_SENT, None, "not sent"),
+        ("Not sent: its signing secret cannot be decrypted with TNT_SECRETS_KEY", None, "not sent"),
+        ("Internal error in the transport", None, "error"),
+    ],
+)
 def test_every_failure_reason_has_a_short_label(reason, status, short):
     assert short_reason(reason, status) == short
 
@@ -312,7 +367,7 @@ def test_a_transport_failure_shows_a_short_outcome_and_its_whole_reason(alice, p
 
 def test_logs_filters_live_in_the_url(alice, people, endpoint, receiver, work):
     receiver.respond = [(200, b"ok"), (500, b"no")]
-    first, second = _fire(people.a.id, 2)
+    first, _second = _fire(people.a.id, 2)
     work()
     # Both are sent at once, so either may get the 200.
     d_ok, d_bad = sorted(db.session.scalars(select(Delivery)), key=lambda d: d.status)
@@ -343,8 +398,10 @@ def test_logs_filters_live_in_the_url(alice, people, endpoint, receiver, work):
 def test_logs_page_by_keyset_with_load_more(alice, people, endpoint):
     d = _delivery(endpoint)
     now = utcnow()
-    db.session.execute(insert(Attempt), [
-        _attempt(d, endpoint, now - timedelta(seconds=i), number=i + 1) for i in range(120)])
+    db.session.execute(
+        insert(Attempt),
+        [_attempt(d, endpoint, now - timedelta(seconds=i), number=i + 1) for i in range(120)],
+    )
     db.session.commit()
     page = text(alice.get("/logs"))
     ids = re.findall(r'id="attempt-(\d+)"', page)
@@ -364,32 +421,58 @@ def test_logs_page_by_keyset_with_load_more(alice, people, endpoint):
 def _delivery(endpoint, status="failed"):
     event = Event(account_id=endpoint.account_id, type="sms.sent", body=b'{"event":"sms.sent"}')
     db.session.add(event)
-    d = Delivery(uid="u-" + str(utcnow().timestamp()), account_id=endpoint.account_id,
-                 event=event, endpoint_id=endpoint.id, status=status)
+    d = Delivery(
+        uid="u-" + str(utcnow().timestamp()),
+        account_id=endpoint.account_id,
+        event=event,
+        endpoint_id=endpoint.id,
+        status=status,
+    )
     db.session.add(d)
     db.session.commit()
     return d
 
 
 def _attempt(d, endpoint, at, number=1, ok=False):
-    return {"delivery_id": d.id, "account_id": endpoint.account_id, "endpoint_id": endpoint.id,
-            "event_type": "sms.sent", "message_id": 7, "mobile": "254712345678",
-            "number": number, "trigger": "auto", "requested_by_id": None, "started_at": at,
-            "duration_ms": 5, "ok": ok, "status_code": 500, "response_headers": "{}",
-            "response_body": "", "error": "HTTP 500: not a 2xx response"}
+    return {
+        "delivery_id": d.id,
+        "account_id": endpoint.account_id,
+        "endpoint_id": endpoint.id,
+        "event_type": "sms.sent",
+        "message_id": 7,
+        "mobile": "254712345678",
+        "number": number,
+        "trigger": "auto",
+        "requested_by_id": None,
+        "started_at": at,
+        "duration_ms": 5,
+        "ok": ok,
+        "status_code": 500,
+        "response_headers": "{}",
+        "response_body": "",
+        "error": "HTTP 500: not a 2xx response",
+    }
 
 
-def test_expanding_a_row_shows_the_request_and_the_escaped_response(alice, endpoint, receiver,
-                                                                    work):
+def test_expanding_a_row_shows_the_request_and_the_escaped_response(
+    alice, endpoint, receiver, work
+):
     receiver.respond = [(500, b"<script>alert('x')</script> oops")]
     endpoints.send_test(endpoint)
     work()
     attempt = db.session.scalars(select(Attempt)).one()
     resp = alice.get(f"/logs/attempts/{attempt.id}", headers=HX)
     page = text(resp)
-    assert resp.status_code == 200 and page.startswith(f'<tr class="detail-row" id="detail-{attempt.id}"')
-    for header in ("Content-Type", "User-Agent", "X-TalkNTalk-Event", "X-TalkNTalk-Delivery",
-                   "X-TalkNTalk-Signature"):
+    assert resp.status_code == 200 and page.startswith(
+        f'<tr class="detail-row" id="detail-{attempt.id}"'
+    )
+    for header in (
+        "Content-Type",
+        "User-Agent",
+        "X-TalkNTalk-Event",
+        "X-TalkNTalk-Delivery",
+        "X-TalkNTalk-Signature",
+    ):
         assert f"<dt>{header}</dt>" in page
     assert "sha256=" in page and "whsec_acme_secret_value" not in page
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; oops" in page
@@ -397,8 +480,7 @@ def test_expanding_a_row_shows_the_request_and_the_escaped_response(alice, endpo
     assert "&#34;event&#34;: &#34;sms.delivered&#34;" in page
 
 
-def test_the_detail_shows_the_signature_that_was_sent_not_todays(alice, endpoint, receiver,
-                                                                 work):
+def test_the_detail_shows_the_signature_that_was_sent_not_todays(alice, endpoint, receiver, work):
     endpoints.send_test(endpoint)
     work()
     (request,) = receiver.received()
@@ -410,14 +492,13 @@ def test_the_detail_shows_the_signature_that_was_sent_not_todays(alice, endpoint
     assert attempt.signature == sent
 
 
-def test_resend_updates_the_row_and_shows_the_new_attempt(alice, people, endpoint, receiver,
-                                                          work):
+def test_resend_updates_the_row_and_shows_the_new_attempt(alice, people, endpoint, receiver, work):
     d = _delivery(endpoint)
     db.session.execute(insert(Attempt), [_attempt(d, endpoint, utcnow(), number=4)])
     db.session.commit()
     old = db.session.scalars(select(Attempt)).one()
     page = text(alice.get("/logs"))
-    assert f'/logs/deliveries/{d.id}/resend?attempt={old.id}' in page
+    assert f"/logs/deliveries/{d.id}/resend?attempt={old.id}" in page
     resp = alice.post(f"/logs/deliveries/{d.id}/resend?attempt={old.id}", headers=HX)
     assert resp.status_code == 200
     rows = re.findall(r'<tr id="attempt-(\d+)"', text(resp))
@@ -438,7 +519,7 @@ def test_resend_of_a_disabled_endpoint_is_a_visible_conflict(alice, endpoint):
 
 def test_pending_lists_the_deliveries_queued_for_their_first_attempt(alice, people, endpoint):
     """Pending deliveries have no attempt yet: the filter shows them as rows of their own."""
-    msg, = _fire(people.a.id)  # no worker: its sms.cancelled delivery waits
+    (msg,) = _fire(people.a.id)  # no worker: its sms.cancelled delivery waits
     d = db.session.scalars(select(Delivery)).one()
     assert d.status == "pending"
     page = text(alice.get("/logs?status=pending"))
@@ -469,10 +550,20 @@ def test_pending_rows_page_by_keyset(alice, endpoint):
     event = Event(account_id=endpoint.account_id, type="sms.sent", body=b"{}")
     db.session.add(event)
     db.session.commit()
-    db.session.execute(insert(Delivery), [
-        {"uid": str(uuid.uuid4()), "account_id": endpoint.account_id, "event_id": event.id,
-         "endpoint_id": endpoint.id, "status": "pending", "next_attempt_at": utcnow()}
-        for _ in range(70)])
+    db.session.execute(
+        insert(Delivery),
+        [
+            {
+                "uid": str(uuid.uuid4()),
+                "account_id": endpoint.account_id,
+                "event_id": event.id,
+                "endpoint_id": endpoint.id,
+                "status": "pending",
+                "next_attempt_at": utcnow(),
+            }
+            for _ in range(70)
+        ],
+    )
     db.session.commit()
     page = text(alice.get("/logs?status=pending"))
     ids = re.findall(r'id="delivery-(\d+)"', page)
@@ -498,8 +589,7 @@ def _retrying(web, people, receiver, work, clock):
     return d, first
 
 
-def test_resend_of_a_retrying_delivery_that_succeeds_stops_its_retries(web, people, receiver,
-                                                                       work):
+def test_resend_of_a_retrying_delivery_that_succeeds_stops_its_retries(web, people, receiver, work):
     with freeze_time("2026-05-20 08:30") as clock:
         d, first = _retrying(web, people, receiver, work, clock)
         receiver.respond = [(200, b"fixed")]
@@ -508,7 +598,11 @@ def test_resend_of_a_retrying_delivery_that_succeeds_stops_its_retries(web, peop
         assert "badge-delivered" in text(resp) and "Resend</button>" not in text(resp)
         db.session.refresh(d)
         assert (d.status, d.next_attempt_at, d.auto_attempts, d.attempts_count) == (
-            "delivered", None, 1, 2)
+            "delivered",
+            None,
+            1,
+            2,
+        )
         assert len(receiver.received()) == 1
         # The retries it had scheduled (1, 5, 30 minutes) send nothing more.
         for minutes in (1, 5, 30):
@@ -519,8 +613,7 @@ def test_resend_of_a_retrying_delivery_that_succeeds_stops_its_retries(web, peop
         assert (d.status, d.attempts_count) == ("delivered", 2)
 
 
-def test_resend_of_a_retrying_delivery_that_fails_keeps_its_schedule(web, people, receiver,
-                                                                     work):
+def test_resend_of_a_retrying_delivery_that_fails_keeps_its_schedule(web, people, receiver, work):
     with freeze_time("2026-05-20 08:30") as clock:
         d, first = _retrying(web, people, receiver, work, clock)
         due, auto = d.next_attempt_at, d.auto_attempts
@@ -531,7 +624,11 @@ def test_resend_of_a_retrying_delivery_that_fails_keeps_its_schedule(web, people
         db.session.refresh(d)
         # One more attempt, not a second retry series: the same due time and automatic count.
         assert (d.status, d.next_attempt_at, d.auto_attempts, d.attempts_count) == (
-            "retrying", due, auto, 2)
+            "retrying",
+            due,
+            auto,
+            2,
+        )
         assert len(receiver.received()) == 1
         # The automatic retry still comes when it was due, and the series goes on from there.
         clock.tick(due - utcnow() + timedelta(seconds=1))
@@ -539,20 +636,27 @@ def test_resend_of_a_retrying_delivery_that_fails_keeps_its_schedule(web, people
         assert len(receiver.received()) == 1
         db.session.refresh(d)
         assert (d.status, d.auto_attempts, d.attempts_count) == ("retrying", 2, 3)
-        triggers = [a.trigger for a in db.session.scalars(
-            select(Attempt).where(Attempt.delivery_id == d.id).order_by(Attempt.id))]
+        triggers = [
+            a.trigger
+            for a in db.session.scalars(
+                select(Attempt).where(Attempt.delivery_id == d.id).order_by(Attempt.id)
+            )
+        ]
         assert triggers == ["auto", "manual", "auto"]
 
 
 def test_chart_counts_attempts_per_hour_by_outcome(alice, endpoint):
     d = _delivery(endpoint)
     now = utcnow()
-    db.session.execute(insert(Attempt), [
-        _attempt(d, endpoint, now - timedelta(minutes=1), ok=True),
-        _attempt(d, endpoint, now - timedelta(minutes=2), ok=True),
-        _attempt(d, endpoint, now - timedelta(hours=2)),
-        _attempt(d, endpoint, now - timedelta(hours=30)),  # outside the 24 h
-    ])
+    db.session.execute(
+        insert(Attempt),
+        [
+            _attempt(d, endpoint, now - timedelta(minutes=1), ok=True),
+            _attempt(d, endpoint, now - timedelta(minutes=2), ok=True),
+            _attempt(d, endpoint, now - timedelta(hours=2)),
+            _attempt(d, endpoint, now - timedelta(hours=30)),  # outside the 24 h
+        ],
+    )
     db.session.commit()
     page = text(alice.get("/logs/chart", headers=HX))
     assert "<svg" in page and "2 succeeded" in page and "1 failed" in page
@@ -564,14 +668,24 @@ def test_chart_keeps_settled_hours_and_counts_the_rest(app, alice, endpoint):
     is counted on every view; without Redis everything is counted."""
     d = _delivery(endpoint)
     now = utcnow()
-    db.session.execute(insert(Attempt), [_attempt(d, endpoint, now - timedelta(hours=2), ok=True),
-                                         _attempt(d, endpoint, now - timedelta(seconds=30))])
+    db.session.execute(
+        insert(Attempt),
+        [
+            _attempt(d, endpoint, now - timedelta(hours=2), ok=True),
+            _attempt(d, endpoint, now - timedelta(seconds=30)),
+        ],
+    )
     db.session.commit()
     page = text(alice.get("/logs/chart", headers=HX))
     assert "1 succeeded" in page and "1 failed" in page
     # Rows that could not appear in a settled hour in real life show that it is not recounted.
-    db.session.execute(insert(Attempt), [_attempt(d, endpoint, now - timedelta(hours=2), ok=True),
-                                         _attempt(d, endpoint, now - timedelta(seconds=20))])
+    db.session.execute(
+        insert(Attempt),
+        [
+            _attempt(d, endpoint, now - timedelta(hours=2), ok=True),
+            _attempt(d, endpoint, now - timedelta(seconds=20)),
+        ],
+    )
     db.session.commit()
     page = text(alice.get("/logs/chart", headers=HX))
     assert "1 succeeded" in page and "2 failed" in page
@@ -583,13 +697,25 @@ def test_chart_keeps_settled_hours_and_counts_the_rest(app, alice, endpoint):
 
 # --- messages -------------------------------------------------------------------------------
 
+
 def test_send_test_sms_hold_and_cancel(alice, people, endpoint, work):
-    resp = alice.post("/messages", data={"mobile": "0712 345 678", "sender_id": "TALKNTALK",
-                                         "message": "Hello", "simulate": "hold"})
+    resp = alice.post(
+        "/messages",
+        data={
+            "mobile": "0712 345 678",
+            "sender_id": "TALKNTALK",
+            "message": "Hello",
+            "simulate": "hold",
+        },
+    )
     assert resp.status_code == 302
     msg = db.session.scalars(select(Message)).one()
     assert (msg.account_id, msg.mobile, msg.source, msg.simulate) == (
-        people.a.id, "254712345678", "dashboard", "hold")
+        people.a.id,
+        "254712345678",
+        "dashboard",
+        "hold",
+    )
     work()
     page = text(alice.get("/messages"))
     assert "badge-queued" in page and f"/messages/{msg.id}/cancel" in page
@@ -601,8 +727,10 @@ def test_send_test_sms_hold_and_cancel(alice, people, endpoint, work):
 
 
 def test_sent_message_lists_the_events_it_fired(alice, endpoint, work):
-    alice.post("/messages", data={"mobile": "0712345678", "sender_id": "TNT", "message": "x",
-                                  "simulate": "delivered"})
+    alice.post(
+        "/messages",
+        data={"mobile": "0712345678", "sender_id": "TNT", "message": "x", "simulate": "delivered"},
+    )
     work()
     work()
     page = text(alice.get("/messages"))
@@ -610,8 +738,15 @@ def test_sent_message_lists_the_events_it_fired(alice, endpoint, work):
 
 
 def test_invalid_sms_rerenders_with_errors_beside_the_fields(alice):
-    resp = alice.post("/messages", data={"mobile": "12", "sender_id": "far too long sender",
-                                         "message": "", "simulate": "delivered"})
+    resp = alice.post(
+        "/messages",
+        data={
+            "mobile": "12",
+            "sender_id": "far too long sender",
+            "message": "",
+            "simulate": "delivered",
+        },
+    )
     assert resp.status_code == 422
     page = text(resp)
     assert "Enter a Kenyan mobile number" in page and "Use 1 to 11 letters" in page
@@ -620,6 +755,7 @@ def test_invalid_sms_rerenders_with_errors_beside_the_fields(alice):
 
 
 # --- support --------------------------------------------------------------------------------
+
 
 def test_support_sees_every_account_and_filters_by_one(web, people, receiver):
     endpoints.create(people.a.id, receiver.url + "/a", ["sms.sent"])
@@ -664,7 +800,7 @@ def test_support_reaches_any_accounts_endpoint_page(web, people, receiver):
     assert f'href="/endpoints/{e.id}?account={people.b.id}"' in text(web.get("/endpoints"))
     page = text(web.get(f"/endpoints/{e.id}?account={people.b.id}"))
     assert receiver.url in page and "whsec_beta_secret" not in page
-    assert f'endpoint_id={e.id}&amp;account={people.b.id}' in page  # chart, Logs link
+    assert f"endpoint_id={e.id}&amp;account={people.b.id}" in page  # chart, Logs link
     # ... and the account bar, on a page about one endpoint, goes to the chosen account's list.
     assert '<form class="account-filter" method="get" action="/endpoints">' in page
     assert web.get(f"/endpoints/{e.id}").status_code == 200
@@ -685,16 +821,21 @@ def test_support_resend_records_who_did_it(web, people, receiver):
 
 def test_support_must_choose_an_account_to_send_an_sms(web, people):
     sign_in(web, people.sam.email)
-    resp = web.post("/messages", data={"mobile": "0712345678", "sender_id": "T", "message": "x",
-                                       "simulate": "hold"})
+    resp = web.post(
+        "/messages",
+        data={"mobile": "0712345678", "sender_id": "T", "message": "x", "simulate": "hold"},
+    )
     assert resp.status_code == 422 and "Choose the account" in text(resp)
-    resp = web.post(f"/messages?account={people.b.id}", data={
-        "mobile": "0712345678", "sender_id": "T", "message": "x", "simulate": "hold"})
+    resp = web.post(
+        f"/messages?account={people.b.id}",
+        data={"mobile": "0712345678", "sender_id": "T", "message": "x", "simulate": "hold"},
+    )
     assert resp.status_code == 302
     assert db.session.scalars(select(Message)).one().account_id == people.b.id
 
 
 # --- odds and ends --------------------------------------------------------------------------
+
 
 def test_partial_or_page_views_vary_on_hx_request(alice, endpoint):
     for path in ("/logs", "/logs/rows", "/endpoints", "/messages"):
@@ -721,23 +862,28 @@ def test_unknown_pages_are_404_pages(alice):
     assert resp.status_code == 404 and resp.content_type.startswith("text/plain")
 
 
-
-
 @pytest.mark.parametrize("hops", [0, 1])
 def test_throttling_sees_the_client_behind_the_configured_number_of_proxies(app, people, hops):
     """Behind a PaaS router every request comes from the router. With TNT_PROXY_HOPS=1 the
     router's X-Forwarded-For names the client; with 0 the header is not trusted at all."""
     from tnt import create_app
 
-    proxied = create_app({key: app.config[key] for key in (
-        "TESTING", "SQLALCHEMY_DATABASE_URI", "REDIS_URL", "SECRET_KEY")}
-        | {"WTF_CSRF_ENABLED": False, "TNT_PROXY_HOPS": hops})
+    proxied = create_app(
+        {
+            key: app.config[key]
+            for key in ("TESTING", "SQLALCHEMY_DATABASE_URI", "REDIS_URL", "SECRET_KEY")
+        }
+        | {"WTF_CSRF_ENABLED": False, "TNT_PROXY_HOPS": hops}
+    )
     router = {"REMOTE_ADDR": "10.0.0.1"}
 
     def attempt(client_ip, password="nope-nope"):
         return proxied.test_client().post(
-            "/login", data={"email": people.alice.email, "password": password},
-            headers={"X-Forwarded-For": client_ip}, environ_base=router)
+            "/login",
+            data={"email": people.alice.email, "password": password},
+            headers={"X-Forwarded-For": client_ip},
+            environ_base=router,
+        )
 
     for _ in range(4):
         attempt("203.0.113.7")  # a stranger fails alice's email until it is locked

@@ -1,4 +1,5 @@
 """Helpers for the dashboard tests (the fixtures themselves live in conftest.py)."""
+
 from dataclasses import dataclass
 
 from tnt import accounts
@@ -20,7 +21,8 @@ def make_people() -> People:
     a = accounts.create_account("Acme")
     b = accounts.create_account("Beta")
     return People(
-        a=a, b=b,
+        a=a,
+        b=b,
         alice=accounts.create_user("alice@acme.test", PASSWORD, account_id=a.id),
         bob=accounts.create_user("bob@beta.test", PASSWORD, account_id=b.id),
         sam=accounts.create_user("sam@tnt.test", PASSWORD, role="support"),

@@ -1,5 +1,6 @@
 """Helpers for tests that run real `flask tnt worker` processes (fixtures: conftest's `hooks`
 and `spawn`)."""
+
 import threading
 import time
 from collections import Counter
@@ -57,9 +58,16 @@ def fire(account_id: int, n: int) -> None:
     """n sms.sent events through the real transition, one commit, no kick (a backlog)."""
     for i in range(n):
         now = utcnow()
-        msg = Message(account_id=account_id, mobile="254712345678", sender_id="FAULTS",
-                      message=f"fault {i}", network="safaricom", source="api",
-                      created_at=now, updated_at=now)
+        msg = Message(
+            account_id=account_id,
+            mobile="254712345678",
+            sender_id="FAULTS",
+            message=f"fault {i}",
+            network="safaricom",
+            source="api",
+            created_at=now,
+            updated_at=now,
+        )
         db.session.add(msg)
         db.session.flush()
         transition(msg, "sent")

@@ -1,4 +1,5 @@
 """TalkNTalk Webhooks: signed webhook delivery for an SMS platform."""
+
 import logging
 from itertools import chain
 
@@ -16,8 +17,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import config, security
     from .extensions import csrf, db, login_manager, migrate
 
-    app = Flask(__name__, instance_path=str(config.INSTANCE),
-                template_folder="../templates", static_folder="../static")
+    app = Flask(
+        __name__,
+        instance_path=str(config.INSTANCE),
+        template_folder="../templates",
+        static_folder="../static",
+    )
     app.url_map.converters["int"] = IdConverter
     app.config.from_mapping(config.from_env())
     if test_config:
@@ -29,8 +34,13 @@ def create_app(test_config: dict | None = None) -> Flask:
         # a worker until the kernel gives up on the connection.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
             **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
-            "connect_args": {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10,
-                             "keepalives_interval": 5, "keepalives_count": 3},
+            "connect_args": {
+                "connect_timeout": 5,
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+            },
         }
 
     if app.config["TNT_PROXY_HOPS"] > 0:
@@ -44,7 +54,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
     security.init_app(app)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     from . import api, web
     from .cli import tnt_cli

@@ -1,4 +1,5 @@
 """Accounts and users: creating them, passwords, sessions, and sign-in throttling."""
+
 import functools
 import hashlib
 import ipaddress
@@ -35,8 +36,9 @@ def create_account(name: str) -> Account:
     return account
 
 
-def create_user(email: str, password: str, *, role: str = "customer",
-                account_id: int | None = None) -> User:
+def create_user(
+    email: str, password: str, *, role: str = "customer", account_id: int | None = None
+) -> User:
     email = _normal(email)
     errors = {}
     if "@" not in email:
@@ -51,8 +53,12 @@ def create_user(email: str, password: str, *, role: str = "customer",
         errors["account"] = "A customer belongs to an account."
     if errors:
         raise InvalidInput(errors)
-    user = User(email=email, password_hash=generate_password_hash(password), role=role,
-                account_id=account_id if role == "customer" else None)
+    user = User(
+        email=email,
+        password_hash=generate_password_hash(password),
+        role=role,
+        account_id=account_id if role == "customer" else None,
+    )
     db.session.add(user)
     db.session.commit()
     return user
@@ -97,6 +103,7 @@ def set_password(user: User, password: str) -> None:
 # Sessions: a session names its user and the user's session epoch (User.get_id). Raising the
 # epoch ends every session made before, copies of the cookie included.
 
+
 def end_sessions(user: User) -> None:
     """Sign the user out everywhere (on sign-out and on a new password)."""
     user.session_epoch = User.session_epoch + 1  # in SQL: two sign-outs at once both count
@@ -140,7 +147,7 @@ def login_succeeded(email: str, address: str) -> None:
     try:
         _limiter().clear(PAIR_LIMIT, "pair", who, where)
         queue.redis().set(_known_key(who, where), 1, ex=KNOWN_ADDRESS_SECONDS)
-    except Exception as exc:  # noqa: BLE001 - Redis down: sign-in still works
+    except Exception as exc:
         log.warning("sign-in throttle unavailable: %s", exc)
 
 
@@ -157,7 +164,7 @@ def _throttle(email: str, address: str, *, count: bool) -> int:
             for item, keys in scopes:
                 limiter.hit(item, *keys)
         stats = [limiter.get_window_stats(item, *keys) for item, keys in scopes]
-    except Exception as exc:  # noqa: BLE001 - Redis down: sign-in works, unthrottled
+    except Exception as exc:
         log.warning("sign-in throttle unavailable: %s", exc)
         return 0
     full = [s.reset_time for s in stats if s.remaining <= 0]
@@ -166,8 +173,9 @@ def _throttle(email: str, address: str, *, count: bool) -> int:
 
 def _limiter() -> MovingWindowRateLimiter:
     # The app's own Redis connection pool (tnt.queue): the same server and timeouts.
-    storage = RedisStorage("redis://", connection_pool=queue.redis().connection_pool,
-                           key_prefix="tnt:signin")
+    storage = RedisStorage(
+        "redis://", connection_pool=queue.redis().connection_pool, key_prefix="tnt:signin"
+    )
     return MovingWindowRateLimiter(storage)
 
 

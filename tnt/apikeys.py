@@ -3,6 +3,7 @@
 A key is 32 random bytes, so a plain SHA-256 of it is a safe thing to store (no salt or slow hash
 is needed for high-entropy secrets) and lets a request find its key with one indexed lookup.
 """
+
 import hashlib
 import secrets
 from datetime import timedelta
@@ -30,8 +31,13 @@ def create(account_id: int, name: str, *, created_by: int | None = None) -> tupl
     if len(name) > 80:
         raise InvalidInput({"name": "At most 80 characters."})
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(account_id=account_id, name=name, prefix=raw[:12], key_hash=hash_key(raw),
-                 created_by_id=created_by)
+    key = ApiKey(
+        account_id=account_id,
+        name=name,
+        prefix=raw[:12],
+        key_hash=hash_key(raw),
+        created_by_id=created_by,
+    )
     db.session.add(key)
     db.session.commit()
     return key, raw

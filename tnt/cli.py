@@ -1,4 +1,5 @@
 """`flask tnt ...`: operator commands."""
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -14,8 +15,11 @@ tnt_cli = AppGroup("tnt", help="TalkNTalk Webhooks operator commands.")
 
 
 def _account(ref: str) -> Account:
-    query = select(Account).where(Account.id == int(ref)) if ref.isdigit() else (
-        select(Account).where(Account.name == ref))
+    query = (
+        select(Account).where(Account.id == int(ref))
+        if ref.isdigit()
+        else (select(Account).where(Account.name == ref))
+    )
     account = db.session.scalar(query)
     if account is None:
         raise click.BadParameter(f"no account {ref!r}", param_hint="--account")
@@ -70,22 +74,32 @@ def set_password(email):
 @tnt_cli.command("create-endpoint")
 @click.option("--account", "account_ref", required=True, help="Account name or id.")
 @click.option("--url", required=True)
-@click.option("--events", "events_", default=",".join(EVENTS),
-              help="Comma-separated, e.g. sms.sent,sms.delivered (default: all).")
+@click.option(
+    "--events",
+    "events_",
+    default=",".join(EVENTS),
+    help="Comma-separated, e.g. sms.sent,sms.delivered (default: all).",
+)
 @click.option("--secret", default=None, help="Signing secret; 'generate' makes one.")
 @click.option("--description", default="")
 def create_endpoint(account_ref, url, events_, secret, description):
     """Register a webhook endpoint."""
-    if secret == "generate":
+    if secret == "generate":  # noqa: S105  (the option's keyword, not a secret)
         secret = endpoints.generate_secret()
     try:
-        endpoint = endpoints.create(_account(account_ref).id, url,
-                                    [e.strip() for e in events_.split(",") if e.strip()],
-                                    description, secret)
+        endpoint = endpoints.create(
+            _account(account_ref).id,
+            url,
+            [e.strip() for e in events_.split(",") if e.strip()],
+            description,
+            secret,
+        )
     except InvalidInput as exc:
         _fail_on_invalid(exc)
-    click.echo(f"endpoint {endpoint.id} {endpoint.url} [{endpoint.events}]"
-               + (f" secret={endpoint.secret}" if secret else ""))
+    click.echo(
+        f"endpoint {endpoint.id} {endpoint.url} [{endpoint.events}]"
+        + (f" secret={endpoint.secret}" if secret else "")
+    )
 
 
 @tnt_cli.command("send-sms")
@@ -93,13 +107,18 @@ def create_endpoint(account_ref, url, events_, secret, description):
 @click.option("--mobile", required=True)
 @click.option("--message", required=True)
 @click.option("--sender-id", default="TALKNTALK")
-@click.option("--simulate", type=click.Choice(SimulatedProvider.OUTCOMES),
-              default=None, help="Force the simulated carrier's outcome.")
+@click.option(
+    "--simulate",
+    type=click.Choice(SimulatedProvider.OUTCOMES),
+    default=None,
+    help="Force the simulated carrier's outcome.",
+)
 def send_sms(account_ref, mobile, message, sender_id, simulate):
     """Send an SMS through the (simulated) carrier; its events fire webhooks."""
     try:
-        msg = messages.send_sms(_account(account_ref).id, mobile, sender_id, message,
-                                source="api", simulate=simulate)
+        msg = messages.send_sms(
+            _account(account_ref).id, mobile, sender_id, message, source="api", simulate=simulate
+        )
     except InvalidInput as exc:
         _fail_on_invalid(exc)
     click.echo(f"message {msg.id} to {msg.mobile} ({msg.network}) queued")
@@ -107,9 +126,13 @@ def send_sms(account_ref, mobile, message, sender_id, simulate):
 
 @tnt_cli.command("worker")
 @click.option("--burst", is_flag=True, help="Work until the queue is empty, then exit.")
-@click.option("--processes", type=click.IntRange(min=1), default=None,
-              help="Worker processes to run under one supervisor (default: "
-                   "TNT_WORKER_PROCESSES, 1). One per core uses every core.")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes to run under one supervisor (default: "
+    "TNT_WORKER_PROCESSES, 1). One per core uses every core.",
+)
 def worker(burst, processes):
     """Run RQ workers with the scheduler and the sweeper (the app is built once)."""
     from . import worker as worker_mod
@@ -131,8 +154,11 @@ def sweep():
 
 
 @tnt_cli.command("demo")
-@click.option("--receiver", default="http://127.0.0.1:5001/webhooks",
-              help="URL for the demo account's endpoint.")
+@click.option(
+    "--receiver",
+    default="http://127.0.0.1:5001/webhooks",
+    help="URL for the demo account's endpoint.",
+)
 def demo(receiver):
     """Create the demo account, its users and an endpoint (idempotent); print how to sign in."""
     from . import demo as demo_mod
@@ -179,8 +205,10 @@ def api_key_list(account_ref):
     for key in apikeys.list_for(account_id):
         used = key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "never"
         state = "active" if key.active else "revoked"
-        click.echo(f"{key.id}\taccount={key.account_id}\t{key.prefix}…\t{key.name}\t"
-                   f"last used {used}\t{state}")
+        click.echo(
+            f"{key.id}\taccount={key.account_id}\t{key.prefix}…\t{key.name}\t"
+            f"last used {used}\t{state}"
+        )
 
 
 @api_key_cli.command("revoke")
@@ -212,5 +240,7 @@ def rotate_secrets_key():
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
-    click.echo(f"re-encrypted {count} signing secret(s) with the first key in "
-               f"{crypto.ENV_VAR}; older keys can now be removed from it")
+    click.echo(
+        f"re-encrypted {count} signing secret(s) with the first key in "
+        f"{crypto.ENV_VAR}; older keys can now be removed from it"
+    )

@@ -1,4 +1,5 @@
 """Time: stored as naive UTC, shown in Africa/Nairobi with its offset (as the spec's payloads)."""
+
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 

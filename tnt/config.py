@@ -1,4 +1,5 @@
 """Configuration from the environment, with embedded defaults for development."""
+
 import os
 import secrets
 from pathlib import Path
@@ -13,7 +14,7 @@ def database_url(url: str | None) -> str:
         return f"sqlite:///{INSTANCE / 'tnt.db'}"
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -30,8 +31,10 @@ def from_env(env=os.environ) -> dict:
     production = mode == "production"
     secret_key = env.get("SECRET_KEY")
     if production and not secret_key:
-        raise RuntimeError("SECRET_KEY must be set in production (TNT_ENV unset or production); "
-                           "for local development set TNT_ENV=development (make run does)")
+        raise RuntimeError(
+            "SECRET_KEY must be set in production (TNT_ENV unset or production); "
+            "for local development set TNT_ENV=development (make run does)"
+        )
     return {
         "TNT_ENV": mode,
         "SECRET_KEY": secret_key or _dev_secret_key(),

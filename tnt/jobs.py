@@ -5,6 +5,7 @@ A job that fails because the database went away (a restart, a failover, a statem
 the worker's session limits) ends quietly with a warning instead of piling up in RQ's failed-job
 registry: its work is still in the database, and the sweeper enqueues it again.
 """
+
 import functools
 import logging
 
@@ -20,8 +21,9 @@ def database_went_away(exc: BaseException) -> bool:
     """A lost connection, a restart, or our own session limits (tnt.worker) ending a session
     that was frozen inside a transaction (SQLSTATE 25P03)."""
     return isinstance(exc, (OperationalError, InterfaceError)) or (
-        isinstance(exc, DBAPIError) and (exc.connection_invalidated
-                                         or getattr(exc.orig, "sqlstate", None) == "25P03"))
+        isinstance(exc, DBAPIError)
+        and (exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) == "25P03")
+    )
 
 
 def _job(func):
@@ -32,8 +34,12 @@ def _job(func):
         except DBAPIError as exc:
             if not database_went_away(exc):
                 raise
-            log.warning("%s stopped: the database is unavailable (%s); the sweeper will "
-                        "enqueue its work again", func.__name__, str(exc).splitlines()[0])
+            log.warning(
+                "%s stopped: the database is unavailable (%s); the sweeper will "
+                "enqueue its work again",
+                func.__name__,
+                str(exc).splitlines()[0],
+            )
             return None
         finally:
             db.session.remove()

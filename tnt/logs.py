@@ -5,6 +5,7 @@ tnt.hourly's).
 Plain domain code: the dashboard and the API parse their input into a LogQuery and render what
 comes back. Times are naive UTC (see tnt.clock).
 """
+
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -78,25 +79,39 @@ def _attempts_of_message(message_id: int):
     # A message has a handful of attempts: found through its events and their deliveries
     # (indexes those tables have anyway), so attempts need no message index of their own.
     return Attempt.delivery_id.in_(
-        select(Delivery.id).join(Event, Event.id == Delivery.event_id)
-        .where(Event.message_id == message_id).scalar_subquery())
+        select(Delivery.id)
+        .join(Event, Event.id == Delivery.event_id)
+        .where(Event.message_id == message_id)
+        .scalar_subquery()
+    )
 
 
 def _deliveries_to_mobile(mobile: str):
     # From the mobile's messages to their events: a condition on the joined message would walk
     # every delivery of the account looking for it.
-    return Event.message_id.in_(select(Message.id).where(Message.mobile == mobile)
-                                .scalar_subquery())
+    return Event.message_id.in_(
+        select(Message.id).where(Message.mobile == mobile).scalar_subquery()
+    )
 
 
 # Attempts carry copies of the event type and mobile, so most Logs filters read one table; a
 # delivery's live in its event and message.
-ON_ATTEMPT = _Columns(Attempt.account_id, Attempt.endpoint_id, Attempt.event_type,
-                      _attempts_of_message, lambda mobile: Attempt.mobile == mobile,
-                      Attempt.started_at)
-ON_DELIVERY = _Columns(Delivery.account_id, Delivery.endpoint_id, Event.type,
-                       lambda message_id: Event.message_id == message_id,
-                       _deliveries_to_mobile, Delivery.created_at)
+ON_ATTEMPT = _Columns(
+    Attempt.account_id,
+    Attempt.endpoint_id,
+    Attempt.event_type,
+    _attempts_of_message,
+    lambda mobile: Attempt.mobile == mobile,
+    Attempt.started_at,
+)
+ON_DELIVERY = _Columns(
+    Delivery.account_id,
+    Delivery.endpoint_id,
+    Event.type,
+    lambda message_id: Event.message_id == message_id,
+    _deliveries_to_mobile,
+    Delivery.created_at,
+)
 
 
 def conditions(q: LogQuery, on: _Columns) -> list:
@@ -125,18 +140,26 @@ def plain_plans() -> None:
     query, and compiling added about 20 ms to a 45 ms count.
     """
     if db.engine.dialect.name == "postgresql":
-        db.session.execute(text("SELECT set_config('max_parallel_workers_per_gather', '0', true),"
-                                " set_config('jit', 'off', true)"))
+        db.session.execute(
+            text(
+                "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
+                " set_config('jit', 'off', true)"
+            )
+        )
 
 
 # --- deliveries (the API's listing, bulk resend, the Logs page's queued rows) -----------------
 
+
 def delivery_select(q: LogQuery, *columns):
     """SELECT `columns` FROM deliveries matching `q` (with their event and message joined)."""
-    query = (select(*columns).select_from(Delivery)
-             .join(Event, Event.id == Delivery.event_id)
-             .outerjoin(Message, Message.id == Event.message_id)
-             .where(*conditions(q, ON_DELIVERY)))
+    query = (
+        select(*columns)
+        .select_from(Delivery)
+        .join(Event, Event.id == Delivery.event_id)
+        .outerjoin(Message, Message.id == Event.message_id)
+        .where(*conditions(q, ON_DELIVERY))
+    )
     if q.status:
         query = query.where(Delivery.status == q.status)
     return query
@@ -167,9 +190,11 @@ def queued(q: LogQuery, *, before_id: int | None = None, limit: int = PAGE) -> l
     first by id (ids follow creation order)."""
     plain_plans()
     q = replace(q, status=DeliveryStatus.PENDING)
-    query = (delivery_select(q, Delivery, Event, Message.mobile, Endpoint.url, Account.name)
-             .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
-             .join(Account, Account.id == Delivery.account_id))
+    query = (
+        delivery_select(q, Delivery, Event, Message.mobile, Endpoint.url, Account.name)
+        .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
+        .join(Account, Account.id == Delivery.account_id)
+    )
     if before_id is not None:
         query = query.where(Delivery.id < before_id)
     rows = db.session.execute(query.order_by(Delivery.id.desc()).limit(limit)).all()
@@ -178,8 +203,12 @@ def queued(q: LogQuery, *, before_id: int | None = None, limit: int = PAGE) -> l
 
 def queued_count(scope: Scope, most: int = 1000) -> int:
     """How many of `scope`'s deliveries wait for their first attempt, counting up to `most`."""
-    pick = (select(Delivery.id).where(*conditions(LogQuery(scope), ON_DELIVERY))
-            .where(Delivery.status == DeliveryStatus.PENDING).limit(most))
+    pick = (
+        select(Delivery.id)
+        .where(*conditions(LogQuery(scope), ON_DELIVERY))
+        .where(Delivery.status == DeliveryStatus.PENDING)
+        .limit(most)
+    )
     return db.session.scalar(select(func.count()).select_from(pick.subquery()))
 
 
@@ -204,8 +233,10 @@ def attempts(q: LogQuery, *, before: Cursor | None = None, limit: int = PAGE) ->
     if few:
         # Look the few deliveries' attempts up by delivery id and sort those; an expression
         # key stops the planner walking the whole time index instead.
-        newest_first = (func.coalesce(Attempt.started_at, Attempt.started_at).desc(),
-                        Attempt.id.desc())
+        newest_first = (
+            func.coalesce(Attempt.started_at, Attempt.started_at).desc(),
+            Attempt.id.desc(),
+        )
     query = _attempt_rows().where(*where).order_by(*newest_first).limit(limit)
     return db.session.execute(query).all()
 
@@ -225,7 +256,8 @@ def _status_condition(q: LogQuery):
     if q.endpoint_id is not None:
         pick = pick.where(Delivery.endpoint_id == q.endpoint_id)
     count = db.session.scalar(
-        select(func.count()).select_from(pick.limit(STATUS_LOOKUP_MAX + 1).subquery()))
+        select(func.count()).select_from(pick.limit(STATUS_LOOKUP_MAX + 1).subquery())
+    )
     if count <= STATUS_LOOKUP_MAX:
         return Attempt.delivery_id.in_(pick.scalar_subquery()), True
     # Many: a correlated EXISTS per attempt keeps both databases walking time; a join made
@@ -236,8 +268,15 @@ def _status_condition(q: LogQuery):
 
 def _attempt_rows():
     return (
-        select(Attempt, Delivery.status, Delivery.next_attempt_at, Endpoint.url, Event.is_test,
-               User.email, Account.name)
+        select(
+            Attempt,
+            Delivery.status,
+            Delivery.next_attempt_at,
+            Endpoint.url,
+            Event.is_test,
+            User.email,
+            Account.name,
+        )
         .join(Delivery, Delivery.id == Attempt.delivery_id)
         .join(Endpoint, Endpoint.id == Attempt.endpoint_id)
         .join(Event, Event.id == Delivery.event_id)

@@ -3,6 +3,7 @@
 Every status change fires its event in the same transaction (see tnt.events). The dashboard, the
 API and the CLI all call these functions.
 """
+
 import re
 
 from flask import current_app
@@ -34,22 +35,43 @@ class InvalidTransition(Conflict):
     pass
 
 
-def send_sms(account_id: int, mobile: str, sender_id: str, message: str, *,
-             source: str = "dashboard", simulate: str | None = None) -> Message:
+def send_sms(
+    account_id: int,
+    mobile: str,
+    sender_id: str,
+    message: str,
+    *,
+    source: str = "dashboard",
+    simulate: str | None = None,
+) -> Message:
     """Validate, store as queued, and hand to a worker for submission."""
     mobile, sender_id = validate(mobile, sender_id, message, source=source, simulate=simulate)
     now = utcnow()
-    msg = Message(account_id=account_id, mobile=mobile, sender_id=sender_id, message=message,
-                  network=network_for(mobile), source=source, simulate=simulate,
-                  created_at=now, updated_at=now)
+    msg = Message(
+        account_id=account_id,
+        mobile=mobile,
+        sender_id=sender_id,
+        message=message,
+        network=network_for(mobile),
+        source=source,
+        simulate=simulate,
+        created_at=now,
+        updated_at=now,
+    )
     db.session.add(msg)
     db.session.commit()
     queue.enqueue(jobs.submit_message, msg.id)
     return msg
 
 
-def validate(mobile: str, sender_id: str, message: str, *, source: str = "dashboard",
-             simulate: str | None = None) -> tuple[str, str]:
+def validate(
+    mobile: str,
+    sender_id: str,
+    message: str,
+    *,
+    source: str = "dashboard",
+    simulate: str | None = None,
+) -> tuple[str, str]:
     """Check a message to send; return (mobile, sender_id) normalised, or raise InvalidInput
     naming each bad field."""
     errors = {}
@@ -155,9 +177,17 @@ def get(account_id: int | None, message_id: int) -> Message:
     return msg
 
 
-def search(account_id: int, *, status: str | None = None, mobile: str | None = None,
-           source: str | None = None, since=None, until=None, before_id: int | None = None,
-           limit: int = 50) -> list[Message]:
+def search(
+    account_id: int,
+    *,
+    status: str | None = None,
+    mobile: str | None = None,
+    source: str | None = None,
+    since=None,
+    until=None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[Message]:
     """The account's messages, newest first, filtered; `before_id` pages by id (keyset)."""
     query = select(Message).where(Message.account_id == account_id, Message.is_test.is_(False))
     if status:

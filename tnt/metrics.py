@@ -7,6 +7,7 @@ which Prometheus reads as a counter reset. The backlog and the endpoints are rea
 database at each scrape (indexed, cheap); workers are RQ's own registrations with their
 heartbeats.
 """
+
 import logging
 import time
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ def count(attempts: list[Counted]) -> None:
                 pipe.hincrby(minute, name, n)
         pipe.expire(minute, MINUTE_TTL)
         pipe.execute()
-    except Exception as exc:  # noqa: BLE001 - figures must never cost a delivery
+    except Exception as exc:
         log.warning("could not count %d attempts: %s", len(attempts), exc)
 
 
@@ -92,7 +93,7 @@ def per_minute(minutes: int = 60) -> list[Minute]:
     for m in spans:
         pipe.hgetall(MINUTE_KEY.format(m))
     out = []
-    for m, counts in zip(spans, pipe.execute()):
+    for m, counts in zip(spans, pipe.execute(), strict=False):
         start = datetime.fromtimestamp(m * 60, UTC).replace(tzinfo=None)
         out.append(Minute(start, int(counts.get(b"ok", 0)), int(counts.get(b"failed", 0))))
     return out
@@ -108,19 +109,31 @@ class Backlog:
 def backlog() -> Backlog:
     """Deliveries waiting for an attempt (only they have `next_attempt_at`: indexed)."""
     now = utcnow()
-    by_status = dict(db.session.execute(
-        select(Delivery.status, func.count()).where(Delivery.next_attempt_at.is_not(None))
-        .group_by(Delivery.status)).all())
+    by_status = dict(
+        db.session.execute(
+            select(Delivery.status, func.count())
+            .where(Delivery.next_attempt_at.is_not(None))
+            .group_by(Delivery.status)
+        ).all()
+    )
     due, oldest = db.session.execute(
-        select(func.count(), func.min(Delivery.next_attempt_at))
-        .where(Delivery.next_attempt_at <= now)).one()
-    return Backlog({s: by_status.get(s, 0) for s in (DeliveryStatus.PENDING,
-                                                      DeliveryStatus.RETRYING)}, due, oldest)
+        select(func.count(), func.min(Delivery.next_attempt_at)).where(
+            Delivery.next_attempt_at <= now
+        )
+    ).one()
+    return Backlog(
+        {s: by_status.get(s, 0) for s in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)},
+        due,
+        oldest,
+    )
 
 
 def disabled_endpoints() -> int:
-    return db.session.scalar(select(func.count()).select_from(Endpoint).where(
-        Endpoint.enabled.is_(False), Endpoint.deleted_at.is_(None)))
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Endpoint)
+        .where(Endpoint.enabled.is_(False), Endpoint.deleted_at.is_(None))
+    )
 
 
 @dataclass
@@ -137,8 +150,9 @@ def workers() -> list[WorkerSeen]:
     heartbeat lapses)."""
     out = []
     for w in Worker.all(connection=queue.redis()):
-        out.append(WorkerSeen(w.name, w.hostname or "", w.pid or 0, str(w.get_state()),
-                              w.last_heartbeat))
+        out.append(
+            WorkerSeen(w.name, w.hostname or "", w.pid or 0, str(w.get_state()), w.last_heartbeat)
+        )
     return sorted(out, key=lambda w: (w.host, w.pid))
 
 
@@ -148,8 +162,11 @@ class _Collector:
     def collect(self):
         raw = {k.decode(): float(v) for k, v in queue.redis().hgetall(KEY).items()}
         deliveries = CounterMetricFamily(
-            "tnt_deliveries", "Attempts by event and the state they left their delivery in "
-            "(delivered, retrying, failed).", labels=["event", "outcome"])
+            "tnt_deliveries",
+            "Attempts by event and the state they left their delivery in "
+            "(delivered, retrying, failed).",
+            labels=["event", "outcome"],
+        )
         for name, n in sorted(raw.items()):
             kind, *labels = name.split("|")
             if kind == "deliveries":
@@ -159,30 +176,41 @@ class _Collector:
         for bound in (*BUCKETS, "+Inf"):
             running += raw.get(f"duration|{bound}", 0)
             counts.append((str(bound) if bound == "+Inf" else repr(float(bound)), running))
-        yield HistogramMetricFamily("tnt_attempt_duration_seconds",
-                                    "How long attempts took, request to answer.",
-                                    buckets=counts, sum_value=raw.get("duration|sum", 0))
+        yield HistogramMetricFamily(
+            "tnt_attempt_duration_seconds",
+            "How long attempts took, request to answer.",
+            buckets=counts,
+            sum_value=raw.get("duration|sum", 0),
+        )
         b = backlog()
-        waiting = GaugeMetricFamily("tnt_backlog_deliveries",
-                                    "Deliveries waiting for an attempt, by status.",
-                                    labels=["status"])
+        waiting = GaugeMetricFamily(
+            "tnt_backlog_deliveries",
+            "Deliveries waiting for an attempt, by status.",
+            labels=["status"],
+        )
         for status, n in b.by_status.items():
             waiting.add_metric([status], n)
         yield waiting
         yield GaugeMetricFamily("tnt_due_deliveries", "Deliveries due now.", value=b.due)
         age = (utcnow() - b.oldest_due).total_seconds() if b.oldest_due else 0
-        yield GaugeMetricFamily("tnt_oldest_due_seconds",
-                                "How long the oldest due delivery has been due.", value=age)
-        yield GaugeMetricFamily("tnt_endpoints_disabled", "Endpoints switched off.",
-                                value=disabled_endpoints())
-        beats = GaugeMetricFamily("tnt_worker_heartbeat_timestamp_seconds",
-                                  "Each registered worker's last heartbeat (Unix time).",
-                                  labels=["worker", "host"])
+        yield GaugeMetricFamily(
+            "tnt_oldest_due_seconds", "How long the oldest due delivery has been due.", value=age
+        )
+        yield GaugeMetricFamily(
+            "tnt_endpoints_disabled", "Endpoints switched off.", value=disabled_endpoints()
+        )
+        beats = GaugeMetricFamily(
+            "tnt_worker_heartbeat_timestamp_seconds",
+            "Each registered worker's last heartbeat (Unix time).",
+            labels=["worker", "host"],
+        )
         for w in workers():
             if w.last_heartbeat:
                 beat = w.last_heartbeat
-                beats.add_metric([w.name, w.host], (beat if beat.tzinfo else
-                                                    beat.replace(tzinfo=UTC)).timestamp())
+                beats.add_metric(
+                    [w.name, w.host],
+                    (beat if beat.tzinfo else beat.replace(tzinfo=UTC)).timestamp(),
+                )
         yield beats
 
 
@@ -191,4 +219,3 @@ def exposition() -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector())
     return generate_latest(registry)
-

@@ -1,4 +1,5 @@
 """Database models. Times are naive UTC (see tnt.clock)."""
+
 from datetime import datetime
 
 from flask_login import UserMixin

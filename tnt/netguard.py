@@ -124,8 +124,9 @@ def _ranges(entries):
     out = []
     for text, kind in entries:
         net = ipaddress.ip_network(text)
-        out.append((net.version, int(net.network_address), int(net.broadcast_address),
-                    net.prefixlen, kind))
+        out.append(
+            (net.version, int(net.network_address), int(net.broadcast_address), net.prefixlen, kind)
+        )
     return sorted(out, key=lambda r: -r[3])
 
 
@@ -247,8 +248,10 @@ def ascii_host(host: str) -> str:
         return host.lower()
     try:
         mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)
-        return ".".join(label if label.isascii() else idna.alabel(label).decode("ascii")
-                        for label in mapped.split("."))
+        return ".".join(
+            label if label.isascii() else idna.alabel(label).decode("ascii")
+            for label in mapped.split(".")
+        )
     except (idna.IDNAError, UnicodeError) as exc:
         raise ValueError(f"{host!r} is not a valid host name") from exc
 

@@ -4,6 +4,7 @@ Which numbers exist and which network holds them come from `phonenumbers` (libph
 metadata, kept current upstream as the Communications Authority allocates new ranges), not from
 a table of our own. tests/test_phones.py holds real prefixes and what each must give.
 """
+
 import re
 
 import phonenumbers

@@ -3,6 +3,7 @@
 A real carrier would implement `submit` (raising SubmitFailed when it refuses the message) and
 report delivery later through `tnt.messages.record_delivery_report`.
 """
+
 import random
 from typing import Protocol
 
@@ -33,7 +34,7 @@ class SimulatedProvider:
         self._outcomes = {}
 
     def submit(self, message) -> bool:
-        outcome = message.simulate or random.choices(["delivered", "undelivered"], [9, 1])[0]
+        outcome = message.simulate or random.choices(["delivered", "undelivered"], [9, 1])[0]  # noqa: S311  (a simulation)
         if outcome == "hold":
             return False
         if outcome == "failed":

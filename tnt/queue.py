@@ -1,4 +1,5 @@
 """Redis and RQ: transport only. The database is the truth; losing Redis loses nothing."""
+
 import logging
 import time
 from datetime import timedelta
@@ -46,7 +47,7 @@ def kick() -> None:
             from .jobs import deliver_due
 
             queue().enqueue(deliver_due, **JOB_OPTIONS)
-    except Exception as exc:  # noqa: BLE001 - any Redis failure must not fail the caller
+    except Exception as exc:
         log.warning("could not enqueue deliveries (the sweeper will): %s", exc)
 
 
@@ -54,7 +55,7 @@ def wait_for_bell(timeout: float) -> bool:
     """Wait up to `timeout` s for a kick; True if one came. Without Redis, just wait."""
     try:
         return redis().blpop([BELL_KEY], timeout=timeout) is not None
-    except Exception:  # noqa: BLE001 - Redis away: the caller looks at the database again
+    except Exception:
         time.sleep(timeout)
         return False
 
@@ -63,7 +64,7 @@ def enqueue_in(seconds: float, func, *args) -> None:
     """Schedule a job (a function of tnt.jobs); failures are logged, the sweeper covers them."""
     try:
         queue().enqueue_in(timedelta(seconds=seconds), func, *args, **JOB_OPTIONS)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.warning("could not schedule %s (the sweeper will): %s", func.__name__, exc)
 
 
@@ -71,5 +72,5 @@ def enqueue(func, *args) -> None:
     """Enqueue a job (a function of tnt.jobs); failures are logged, the sweeper covers them."""
     try:
         queue().enqueue(func, *args, **JOB_OPTIONS)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.warning("could not enqueue %s (the sweeper will): %s", func.__name__, exc)

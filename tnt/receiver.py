@@ -1,8 +1,10 @@
 """A tiny webhook receiver for demos: prints each delivery and checks its signature.
 
-    python -m tnt.receiver --port 5001 --secret whsec_...
+python -m tnt.receiver --port 5001 --secret whsec_...
 """
+
 import argparse
+import contextlib
 import hashlib
 import hmac
 import json
@@ -27,11 +29,16 @@ def main() -> None:
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             sig = self.headers.get("X-TalkNTalk-Signature", "")
-            verdict = "signature ok" if args.secret and verify_signature(body, args.secret, sig) \
+            verdict = (
+                "signature ok"
+                if args.secret and verify_signature(body, args.secret, sig)
                 else ("no signature" if not sig else "BAD SIGNATURE")
+            )
             event = json.loads(body).get("event", "?")
-            print(f"receiver: {event} delivery={self.headers.get('X-TalkNTalk-Delivery')} "
-                  f"{verdict}", flush=True)
+            print(
+                f"receiver: {event} delivery={self.headers.get('X-TalkNTalk-Delivery')} {verdict}",
+                flush=True,
+            )
             self.send_response(200)
             self.send_header("Content-Length", "2")
             self.end_headers()
@@ -40,10 +47,8 @@ def main() -> None:
         def log_message(self, *a):
             pass
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C in `make run`'s terminal: a normal stop
         ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
-    except KeyboardInterrupt:  # Ctrl-C in the terminal of `make run`: a normal stop
-        pass
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """The X-TalkNTalk-Signature header, exactly as the spec's verify_signature expects."""
+
 import hashlib
 import hmac
 

@@ -1,4 +1,5 @@
 """The states things move through, named once: events, message and delivery statuses, triggers."""
+
 from enum import StrEnum
 
 

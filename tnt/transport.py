@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import _thread
 import collections
+import contextlib
 import ctypes
 import functools
 import heapq
@@ -34,8 +35,8 @@ import ssl
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 from urllib.parse import quote, urlsplit
 
 import pycurl
@@ -110,8 +111,11 @@ def _target(url: str) -> _Target:
         host, port = parts.hostname or "", parts.port  # hostname: lower-cased, no [brackets]
         if "[" in authority:  # IPv6, perhaps with a zone: [fe80::1%25eth0]
             address, _, zone = host.replace("%25", "%").partition("%")
-            if (netguard._parse_ip(address).version != 6 or (zone and not _HOST(zone))
-                    or authority.partition("]")[2][:1] not in ("", ":")):
+            if (
+                netguard._parse_ip(address).version != 6
+                or (zone and not _HOST(zone))
+                or authority.partition("]")[2][:1] not in ("", ":")
+            ):
                 raise ValueError
             host, name = (f"{address}%{zone}" if zone else address), None
             in_url = f"[{address}%25{zone}]" if zone else f"[{address}]"
@@ -175,7 +179,7 @@ def _header_lines(headers: dict[str, str]) -> list[bytes]:
 class _Job:
     """One submitted POST, from submit() to done()."""
 
-    __slots__ = ("target", "body", "headers", "done", "started", "deadline", "error", "waiting")
+    __slots__ = ("body", "deadline", "done", "error", "headers", "started", "target", "waiting")
 
     def __init__(self, target, body, headers, done, started, deadline, error=None):
         self.target, self.body, self.headers, self.done = target, body, headers, done
@@ -204,13 +208,23 @@ def _ms_since(started: float) -> int:
 # --- one exchange on one easy handle ------------------------------------------------------
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] +([1-9][0-9][0-9])").match  # HTTP/1.1 only: no "HTTP/2"
-_TLS_CODES = {pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION, pycurl.E_SSL_CERTPROBLEM,
-              pycurl.E_SSL_CIPHER, pycurl.E_SSL_CACERT_BADFILE, pycurl.E_SSL_ISSUER_ERROR,
-              pycurl.E_SSL_PINNEDPUBKEYNOTMATCH, pycurl.E_SSL_INVALIDCERTSTATUS,
-              pycurl.E_SSL_ENGINE_INITFAILED, pycurl.E_USE_SSL_FAILED}
+_TLS_CODES = {
+    pycurl.E_SSL_CONNECT_ERROR,
+    pycurl.E_PEER_FAILED_VERIFICATION,
+    pycurl.E_SSL_CERTPROBLEM,
+    pycurl.E_SSL_CIPHER,
+    pycurl.E_SSL_CACERT_BADFILE,
+    pycurl.E_SSL_ISSUER_ERROR,
+    pycurl.E_SSL_PINNEDPUBKEYNOTMATCH,
+    pycurl.E_SSL_INVALIDCERTSTATUS,
+    pycurl.E_SSL_ENGINE_INITFAILED,
+    pycurl.E_USE_SSL_FAILED,
+}
 # libcurl's words for a certificate it refused, in OpenSSL's terms as the old client had them.
-_TLS_CERT = re.compile(r"(?:SSL certificate OpenSSL verify result: |SSL certificate problem: |SSL: )"
-                       r"(.*certificate.*?)(?: \(\d+\))?").fullmatch
+_TLS_CERT = re.compile(
+    r"(?:SSL certificate OpenSSL verify result: |SSL certificate problem: |SSL: )"
+    r"(.*certificate.*?)(?: \(\d+\))?"
+).fullmatch
 _E_WEIRD_SERVER_REPLY = 8  # pycurl names it E_FTP_WEIRD_SERVER_REPLY
 _E_TOO_LARGE = 100  # CURLE_TOO_LARGE (8.6.0): a header line past libcurl's own 100 KiB limit
 
@@ -218,17 +232,38 @@ _E_TOO_LARGE = 100  # CURLE_TOO_LARGE (8.6.0): a header line past libcurl's own 
 class _Exchange:
     """An easy handle with its callbacks and the state of the POST it carries; reused."""
 
-    __slots__ = ("curl", "settings", "job", "code", "expect_status", "in_body", "status",
-                 "interim", "lines", "header_bytes", "fields", "names", "stored", "last",
-                 "body", "body_len", "truncated", "failure", "refused", "framing")
+    __slots__ = (
+        "body",
+        "body_len",
+        "code",
+        "curl",
+        "expect_status",
+        "failure",
+        "fields",
+        "framing",
+        "header_bytes",
+        "in_body",
+        "interim",
+        "job",
+        "last",
+        "lines",
+        "names",
+        "refused",
+        "settings",
+        "status",
+        "stored",
+        "truncated",
+    )
 
-    def __init__(self, settings: "Transport"):
+    def __init__(self, settings: Transport):
         self.settings = settings
         c = self.curl = pycurl.Curl()
         c.setopt(pycurl.NOSIGNAL, 1)
         c.setopt(pycurl.POST, 1)
-        c.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTPS if settings.https_only
-                 else pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        c.setopt(
+            pycurl.PROTOCOLS,
+            pycurl.PROTO_HTTPS if settings.https_only else pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS,
+        )
         c.setopt(pycurl.FOLLOWLOCATION, 0)
         c.setopt(pycurl.PROXY, "")  # never a proxy from the environment
         c.setopt(pycurl.NOPROXY, "*")
@@ -406,11 +441,19 @@ class _Exchange:
             return f"Could not resolve host {self.job.target.host}"
         if code in _TLS_CODES:
             cert = _TLS_CERT(message)
-            return f"TLS error: certificate verify failed: {cert[1]}" if cert else f"TLS error: {message}"
+            return (
+                f"TLS error: certificate verify failed: {cert[1]}"
+                if cert
+                else f"TLS error: {message}"
+            )
         if code == pycurl.E_GOT_NOTHING:
             return "Connection closed without a response"
-        if self.status is not None and code in (pycurl.E_PARTIAL_FILE, pycurl.E_RECV_ERROR,
-                                                pycurl.E_SEND_ERROR, _E_WEIRD_SERVER_REPLY):
+        if self.status is not None and code in (
+            pycurl.E_PARTIAL_FILE,
+            pycurl.E_RECV_ERROR,
+            pycurl.E_SEND_ERROR,
+            _E_WEIRD_SERVER_REPLY,
+        ):
             return _CUT
         if code == _E_TOO_LARGE:
             return _LINE_TOO_LONG
@@ -438,7 +481,7 @@ def _start_thread(function, args) -> None:
 class _Name:
     """What one host name resolves to, and the jobs waiting for it."""
 
-    __slots__ = ("addresses", "fresh_until", "usable_until", "looking", "waiting")
+    __slots__ = ("addresses", "fresh_until", "looking", "usable_until", "waiting")
 
     def __init__(self):
         self.addresses: str | None = None  # "a,[b]" as CURLOPT_RESOLVE wants them
@@ -451,7 +494,7 @@ class _Loop:
     """The per-process machinery: a CurlMulti, the thread that drives it, and name lookups.
     Everything but `put` runs on the loop thread."""
 
-    def __init__(self, settings: "Transport"):
+    def __init__(self, settings: Transport):
         self.settings = settings
         self.lock = threading.Lock()
         self.inbox: list = []
@@ -498,13 +541,12 @@ class _Loop:
     def _on_socket(self, what, fd, multi, socketp):
         selector = self.selector
         if what == pycurl.POLL_REMOVE or what == pycurl.POLL_NONE:
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 selector.unregister(fd)
-            except (KeyError, ValueError):
-                pass
             return
         events = (selectors.EVENT_READ if what & pycurl.POLL_IN else 0) | (
-            selectors.EVENT_WRITE if what & pycurl.POLL_OUT else 0)
+            selectors.EVENT_WRITE if what & pycurl.POLL_OUT else 0
+        )
         try:
             selector.modify(fd, events)
         except (KeyError, OSError):  # new, or closed and reused without a POLL_REMOVE
@@ -533,7 +575,7 @@ class _Loop:
                 self.finished = finished = []
                 try:
                     stopping = self._turn(events)
-                except Exception:  # noqa: BLE001 - a bug must not end the thread everyone waits on
+                except Exception:
                     log.exception("The transport's event loop failed a turn")
                     stopping = False
             self._call_back(finished)
@@ -545,13 +587,14 @@ class _Loop:
         read, action = selectors.EVENT_READ, self._action
         for key, mask in events:
             if key.fd == self.wake:
-                try:
+                with contextlib.suppress(BlockingIOError):
                     os.eventfd_read(self.wake)
-                except BlockingIOError:
-                    pass
                 continue
-            action(key.fd, (pycurl.CSELECT_IN if mask & read else 0)
-                   | (pycurl.CSELECT_OUT if mask & selectors.EVENT_WRITE else 0))
+            action(
+                key.fd,
+                (pycurl.CSELECT_IN if mask & read else 0)
+                | (pycurl.CSELECT_OUT if mask & selectors.EVENT_WRITE else 0),
+            )
         stopping = self._take_inbox()
         self._expire_waiting()
         if self.timer_at is not None and self.timer_at <= time.monotonic():
@@ -654,7 +697,10 @@ class _Loop:
         now = time.monotonic()
         if addresses:
             entry.addresses, entry.fresh_until, entry.usable_until = (
-                addresses, now + DNS_FRESH, now + DNS_STALE)
+                addresses,
+                now + DNS_FRESH,
+                now + DNS_STALE,
+            )
         waiting, entry.waiting = entry.waiting, []
         usable = entry.addresses and now < entry.usable_until
         for job in waiting:
@@ -722,7 +768,7 @@ class _Loop:
         job = exchange.job
         try:
             response = exchange.finish(code, message)
-        except Exception:  # noqa: BLE001 - a bug here must fail one POST, not the loop
+        except Exception:
             log.exception("Building a transport response failed")
             response = job.failed("Internal error in the transport")
         self.finished.append((job, response))
@@ -736,13 +782,19 @@ class _Loop:
     def _recycle_when_idle(self) -> None:
         """Nothing in flight for idle_timeout: close the multi and with it every idle
         connection (libcurl only prunes its cache when a later transfer looks into it)."""
-        if self.multi is not None and not self.active and (
-                time.monotonic() - self.idle_since >= self.settings.idle_timeout):
+        if (
+            self.multi is not None
+            and not self.active
+            and (time.monotonic() - self.idle_since >= self.settings.idle_timeout)
+        ):
             self.multi.close()
             self.multi, self.timer_at = None, None
             now = time.monotonic()
-            for name in [n for n, e in self.names.items()
-                         if not e.looking and not e.waiting and e.usable_until <= now]:
+            for name in [
+                n
+                for n, e in self.names.items()
+                if not e.looking and not e.waiting and e.usable_until <= now
+            ]:
                 del self.names[name]
 
     def _shut_down(self) -> None:
@@ -784,14 +836,14 @@ class _Loop:
         for job, response in finished:
             try:
                 job.done(response)
-            except Exception:  # noqa: BLE001 - the caller's bug must not stop the loop
+            except Exception:
                 log.exception("A transport done() callback failed")
 
 
 # --- fork safety --------------------------------------------------------------------------
 
-_loops: "weakref.WeakSet[_Loop]" = weakref.WeakSet()
-_transports: "weakref.WeakSet[Transport]" = weakref.WeakSet()
+_loops: weakref.WeakSet[_Loop] = weakref.WeakSet()
+_transports: weakref.WeakSet[Transport] = weakref.WeakSet()
 _abandoned: list = []
 
 
@@ -819,8 +871,9 @@ def _after_fork_in_child() -> None:
     _loops.clear()
 
 
-os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
-                    after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
 
 
 # --- the public face ----------------------------------------------------------------------

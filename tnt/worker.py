@@ -5,6 +5,8 @@ pool and the delivery engine (its libcurl connections) are built once, which is 
 batching pay off. `run_many` forks several such processes under one supervisor, so one worker
 container can use every core.
 """
+
+import contextlib
 import logging
 import os
 import resource
@@ -30,8 +32,9 @@ def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
     _raise_open_files_limit()
     with app.app_context():
         if sweep and not burst:
-            threading.Thread(target=_sweep_forever, args=(app,), daemon=True,
-                             name="sweeper").start()
+            threading.Thread(
+                target=_sweep_forever, args=(app,), daemon=True, name="sweeper"
+            ).start()
         wait = 1.0
         while True:
             worker = None
@@ -67,8 +70,9 @@ def run(app: Flask, *, burst: bool = False, sweep: bool = True) -> bool:
 def _stopped_within(seconds: float) -> bool:
     """Wait, returning True early if SIGTERM or SIGINT arrives meanwhile."""
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
     try:
         return stop.wait(seconds)
     finally:
@@ -86,7 +90,7 @@ def _sweep_forever(app: Flask) -> None:
                     found = delivery.sweep()
                     if found:
                         log.info("sweeper re-enqueued %d", found)
-            except Exception as exc:  # noqa: BLE001 - Redis or the database down: try again soon
+            except Exception as exc:
                 log.warning("sweep failed: %s", exc)
             finally:
                 db.session.remove()
@@ -109,8 +113,10 @@ def limit_database_sessions(app: Flask) -> None:
     if db.engine.dialect.name != "postgresql":
         return  # SQLite (development) has no such limits
     s = delivery.settings()
-    limits = {"idle_in_transaction_session_timeout": int(s.idle_in_transaction * 1000),
-              "statement_timeout": int(s.statement_timeout * 1000)}
+    limits = {
+        "idle_in_transaction_session_timeout": int(s.idle_in_transaction * 1000),
+        "statement_timeout": int(s.statement_timeout * 1000),
+    }
 
     @event.listens_for(db.engine, "connect")
     def _limit(dbapi_connection, _record):
@@ -136,7 +142,7 @@ def run_many(app: Flask, processes: int) -> int:
             code = 0
             try:
                 run(app)
-            except BaseException:  # noqa: BLE001 - reported, then the parent starts another
+            except BaseException:
                 log.exception("worker process %d crashed", os.getpid())
                 code = 1
             os._exit(code)
@@ -145,10 +151,8 @@ def run_many(app: Flask, processes: int) -> int:
     def stop(sig, _frame):
         stopping.set()
         for pid in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
@@ -161,8 +165,11 @@ def run_many(app: Flask, processes: int) -> int:
             break
         slot = children.pop(pid, None)
         if slot is not None and not stopping.is_set():
-            log.warning("worker process %d exited (%s); starting another", pid,
-                        os.waitstatus_to_exitcode(status))
+            log.warning(
+                "worker process %d exited (%s); starting another",
+                pid,
+                os.waitstatus_to_exitcode(status),
+            )
             if not stopping.wait(1):  # a process that dies at once must not spin
                 start(slot)
     return 0

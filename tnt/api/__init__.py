@@ -4,7 +4,7 @@
 def limiter_storage_uri(redis_url: str) -> str:
     """`limits` spells a Redis unix socket `redis+unix://`."""
     if redis_url.startswith("unix://"):
-        return "redis+unix://" + redis_url[len("unix://"):]
+        return "redis+unix://" + redis_url[len("unix://") :]
     return redis_url
 
 

@@ -1,5 +1,6 @@
 """What every /api/v1 route shares: the blueprint, bearer-key auth, path ids scoped to the key's
 account, the per-key rate limit, paging."""
+
 import hashlib
 
 import flask_smorest
@@ -29,8 +30,11 @@ def routing_error_for_api():
     """404/405 under /api/v1 are raised before any blueprint is known: answer them as JSON here
     (registered as an app-wide before_request, so the dashboard's own handlers stay untouched)."""
     exc = request.routing_exception
-    if exc is not None and (request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/")
-                            or request.path.startswith("/provider/")):
+    if exc is not None and (
+        request.path == API_PREFIX
+        or request.path.startswith(API_PREFIX + "/")
+        or request.path.startswith("/provider/")
+    ):
         return handle_exception(exc)
     return None
 
@@ -67,9 +71,12 @@ def _authenticate():
         return
     key = apikeys.authenticate(bearer())
     if key is None:
-        raise ApiError(401, "unauthorized",
-                       "Send a valid API key: `Authorization: Bearer <key>`.",
-                       headers={"WWW-Authenticate": 'Bearer realm="api"'})
+        raise ApiError(
+            401,
+            "unauthorized",
+            "Send a valid API key: `Authorization: Bearer <key>`.",
+            headers={"WWW-Authenticate": 'Bearer realm="api"'},
+        )
     g.api_key = key
     g.account_id = key.account_id
 

@@ -1,4 +1,5 @@
 """Dashboard pages of the API: API keys (create, shown once; revoke) and the API reference."""
+
 import json
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -12,10 +13,15 @@ bp = Blueprint("api_dashboard", __name__)
 
 # Example bodies for the curl lines of the API page, by operationId.
 EXAMPLE_BODIES = {
-    "send_message": {"mobile": "0712345678", "message": "Your OTP is 847291.",
-                     "sender_id": "TALKNTALK"},
-    "create_endpoint": {"url": "https://example.com/webhooks",
-                        "events": ["sms.delivered", "sms.undelivered"]},
+    "send_message": {
+        "mobile": "0712345678",
+        "message": "Your OTP is 847291.",
+        "sender_id": "TALKNTALK",
+    },
+    "create_endpoint": {
+        "url": "https://example.com/webhooks",
+        "events": ["sms.delivered", "sms.undelivered"],
+    },
     "update_endpoint": {"description": "Production receiver"},
     "set_endpoint_secret": {"secret": "a-long-random-secret"},
     "send_test_event": {"event": "sms.delivered"},
@@ -40,8 +46,15 @@ def curl_examples(base_url: str) -> list[dict]:
         if body is not None:
             parts.append("-H 'Content-Type: application/json'")
             parts.append("-d '" + json.dumps(body) + "'")
-        out.append({"method": method.upper(), "path": path, "summary": op["summary"],
-                    "tag": op["tags"][0], "curl": " \\\n  ".join(parts)})
+        out.append(
+            {
+                "method": method.upper(),
+                "path": path,
+                "summary": op["summary"],
+                "tag": op["tags"][0],
+                "curl": " \\\n  ".join(parts),
+            }
+        )
     return out
 
 
@@ -53,8 +66,9 @@ def _account_id() -> int | None:
 @bp.get("/api-keys")
 @login_required
 def keys():
-    return render_template("api/keys.html", keys=apikeys.list_for(_account_id()),
-                           new_key=None, errors={})
+    return render_template(
+        "api/keys.html", keys=apikeys.list_for(_account_id()), new_key=None, errors={}
+    )
 
 
 @bp.post("/api-keys")
@@ -63,14 +77,20 @@ def create_key():
     if current_user.is_support or current_user.account_id is None:
         abort(403)  # keys belong to an account; support staff do not act as a customer
     try:
-        key, raw = apikeys.create(current_user.account_id, request.form.get("name", ""),
-                                  created_by=current_user.id)
+        key, raw = apikeys.create(
+            current_user.account_id, request.form.get("name", ""), created_by=current_user.id
+        )
     except InvalidInput as exc:
-        return render_template("api/keys.html", keys=apikeys.list_for(_account_id()),
-                               new_key=None, errors=exc.fields), 422
+        return render_template(
+            "api/keys.html", keys=apikeys.list_for(_account_id()), new_key=None, errors=exc.fields
+        ), 422
     # Rendered, not redirected: the key is shown this once and never stored in the clear.
-    return render_template("api/keys.html", keys=apikeys.list_for(_account_id()),
-                           new_key={"name": key.name, "raw": raw}, errors={}), 201
+    return render_template(
+        "api/keys.html",
+        keys=apikeys.list_for(_account_id()),
+        new_key={"name": key.name, "raw": raw},
+        errors={},
+    ), 201
 
 
 @bp.post("/api-keys/<int:key_id>/revoke")
@@ -88,5 +108,9 @@ def revoke_key(key_id):
 @login_required
 def docs():
     doc = openapi.document()
-    return render_template("api/docs.html", examples=curl_examples(request.host_url),
-                           document=json.dumps(doc, indent=2), doc=doc)
+    return render_template(
+        "api/docs.html",
+        examples=curl_examples(request.host_url),
+        document=json.dumps(doc, indent=2),
+        doc=doc,
+    )

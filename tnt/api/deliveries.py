@@ -1,4 +1,5 @@
 """/api/v1/deliveries: the log with its attempts, resend one, bulk-resend failures."""
+
 import json
 
 from .. import MAX_ID, deliveries, delivery, logs
@@ -19,17 +20,30 @@ def log_query(filters: dict) -> logs.LogQuery:
 
 def delivery_json(d, event, mobile) -> dict:
     """A delivery with its event's fields and its message's mobile (schemas.Delivery)."""
-    return {"id": d.id, "uid": d.uid, "endpoint_id": d.endpoint_id, "event": event.type,
-            "event_id": event.id, "is_test": event.is_test, "message_id": event.message_id,
-            "mobile": mobile, "status": d.status, "attempts_count": d.attempts_count,
-            "next_attempt_at": d.next_attempt_at, "last_error": d.last_error,
-            "created_at": d.created_at, "updated_at": d.updated_at}
+    return {
+        "id": d.id,
+        "uid": d.uid,
+        "endpoint_id": d.endpoint_id,
+        "event": event.type,
+        "event_id": event.id,
+        "is_test": event.is_test,
+        "message_id": event.message_id,
+        "mobile": mobile,
+        "status": d.status,
+        "attempts_count": d.attempts_count,
+        "next_attempt_at": d.next_attempt_at,
+        "last_error": d.last_error,
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+    }
 
 
 def _detail(delivery_id) -> dict:
     d = deliveries.get(logs.Scope.account(account_id()), delivery_id)
     return delivery_json(d, d.event, deliveries.mobile_of(d)) | {
-        "payload": json.loads(d.event.body), "attempts": deliveries.attempts(d.id)}
+        "payload": json.loads(d.event.body),
+        "attempts": deliveries.attempts(d.id),
+    }
 
 
 @bp.get("/deliveries", tags=["deliveries"])

@@ -3,6 +3,7 @@
 The simulated carrier reports through the same function (`messages.record_delivery_report`),
 from an RQ job (`tnt.jobs.report_delivery`).
 """
+
 import hmac
 
 from flask import current_app, request
@@ -21,10 +22,17 @@ def _authorised():
     request.max_content_length = 64 * 1024
     expected = current_app.config.get("TNT_DLR_SECRET") or ""
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if not (expected and scheme.lower() == "bearer"
-            and hmac.compare_digest(presented.strip().encode(), expected.encode())):
-        raise ApiError(401, "unauthorized", "Send the shared secret: `Authorization: Bearer "
-                       "<TNT_DLR_SECRET>`.", headers={"WWW-Authenticate": 'Bearer realm="dlr"'})
+    if not (
+        expected
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(presented.strip().encode(), expected.encode())
+    ):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "Send the shared secret: `Authorization: Bearer <TNT_DLR_SECRET>`.",
+            headers={"WWW-Authenticate": 'Bearer realm="dlr"'},
+        )
 
 
 @bp.post("/dlr", tags=["provider"])

@@ -1,4 +1,5 @@
 """/api/v1/endpoints: CRUD, enable/disable, the signing secret, test events (tnt.endpoints)."""
+
 from flask import Response, url_for
 
 from .. import deliveries, endpoints
@@ -23,9 +24,14 @@ def list_endpoints():
 @bp.response(201, schemas.Endpoint)
 def create_endpoint(body):
     """Create endpoint"""
-    e = endpoints.create(account_id(), body["url"], body.get("events"),
-                         body.get("description", ""), body.get("secret"),
-                         enabled=body.get("enabled", True))
+    e = endpoints.create(
+        account_id(),
+        body["url"],
+        body.get("events"),
+        body.get("description", ""),
+        body.get("secret"),
+        enabled=body.get("enabled", True),
+    )
     return e, {"Location": url_for("api.get_endpoint", endpoint_id=e.id)}
 
 
@@ -43,14 +49,21 @@ def update_endpoint(body, endpoint_id):
     """Update endpoint"""
     e = _endpoint(endpoint_id)
     # Validate everything before changing anything: update() checks url/events/description/secret.
-    endpoints.validate(body.get("url", e.url), body.get("events", e.event_list),
-                       body.get("description", e.description), body.get("secret"))
+    endpoints.validate(
+        body.get("url", e.url),
+        body.get("events", e.event_list),
+        body.get("description", e.description),
+        body.get("secret"),
+    )
     if {"url", "events", "description", "secret"} & body.keys():
-        endpoints.update(e, body.get("url", e.url), body.get("events", e.event_list),
-                         body.get("description", e.description),
-                         # null clears the secret; absent leaves it as it is
-                         ("" if body["secret"] is None else body["secret"])
-                         if "secret" in body else None)
+        endpoints.update(
+            e,
+            body.get("url", e.url),
+            body.get("events", e.event_list),
+            body.get("description", e.description),
+            # null clears the secret; absent leaves it as it is
+            ("" if body["secret"] is None else body["secret"]) if "secret" in body else None,
+        )
     if "enabled" in body and body["enabled"] != e.enabled:
         endpoints.set_enabled(e, body["enabled"])
     return e
@@ -106,6 +119,7 @@ def clear_endpoint_secret(endpoint_id):
 @bp.response(202, schemas.Delivery)
 def test_endpoint(body, endpoint_id):
     """Send test event"""
-    d = endpoints.send_test(_endpoint(endpoint_id), body.get("event", "sms.delivered"),
-                            source="api")
+    d = endpoints.send_test(
+        _endpoint(endpoint_id), body.get("event", "sms.delivered"), source="api"
+    )
     return delivery_json(d, d.event, deliveries.mobile_of(d))

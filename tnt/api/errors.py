@@ -1,5 +1,6 @@
 """The API's JSON errors: every error under /api/v1 and /provider is
 `{"error": {"code", "message", "fields"}}`."""
+
 import logging
 
 from flask import jsonify
@@ -13,15 +14,22 @@ MAX_BODY = 1024 * 1024  # 1 MiB
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, fields: dict | None = None,
-                 headers: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: dict | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.fields, self.headers = fields or {}, headers or {}
 
 
-def error_response(status: int, code: str, message: str, fields: dict | None = None,
-                   headers: dict | None = None):
+def error_response(
+    status: int, code: str, message: str, fields: dict | None = None, headers: dict | None = None
+):
     resp = jsonify({"error": {"code": code, "message": message, "fields": fields or {}}})
     resp.status_code = status
     for k, v in (headers or {}).items():
@@ -29,9 +37,18 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
     return resp
 
 
-HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 409: "conflict", 413: "body_too_large",
-              415: "unsupported_media_type", 422: "invalid_input", 429: "rate_limited"}
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "rate_limited",
+}
 
 
 def handle_exception(exc: Exception):
@@ -55,8 +72,9 @@ def handle_exception(exc: Exception):
             message = f"The body is larger than {MAX_BODY} bytes."
         else:
             message = exc.description or exc.name
-        return error_response(status, HTTP_CODES.get(status, "http_error"), message,
-                              headers=headers)
+        return error_response(
+            status, HTTP_CODES.get(status, "http_error"), message, headers=headers
+        )
     log.exception("API error")
     from ..extensions import db
 

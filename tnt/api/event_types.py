@@ -1,4 +1,5 @@
 """/api/v1/event-types: the five events, what fires them, and an example payload."""
+
 import json
 
 from flask import current_app
@@ -14,9 +15,14 @@ from .core import bp
 def example(event_type: str) -> dict:
     """A payload exactly as a webhook would carry it (rendered by tnt.events.render)."""
     now = utcnow().replace(microsecond=0)
-    message = Message(id=9041, **events.SAMPLE_MESSAGE | {"message": "Your OTP is 847291."},
-                      status=EventType(event_type).status, source="api", created_at=now,
-                      updated_at=now)  # never added to the session
+    message = Message(
+        id=9041,
+        **events.SAMPLE_MESSAGE | {"message": "Your OTP is 847291."},
+        status=EventType(event_type).status,
+        source="api",
+        created_at=now,
+        updated_at=now,
+    )  # never added to the session
     return json.loads(events.render(event_type, now, message.as_data()))
 
 
@@ -24,8 +30,10 @@ def example(event_type: str) -> dict:
 @bp.response(200, schemas.EventTypeList)
 def list_event_types():
     """List event types"""
-    body = {"data": [{"type": t, "description": d, "example": example(t)}
-                     for t, d in EVENTS.items()]}
+    body = {
+        "data": [{"type": t, "description": d, "example": example(t)} for t, d in EVENTS.items()]
+    }
     # Not jsonify: it sorts keys, and the example should read in the payload's own order.
-    return current_app.response_class(json.dumps(body, ensure_ascii=False),
-                                      mimetype="application/json")
+    return current_app.response_class(
+        json.dumps(body, ensure_ascii=False), mimetype="application/json"
+    )

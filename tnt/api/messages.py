@@ -1,4 +1,5 @@
 """/api/v1/messages: send, list, get, cancel (through tnt.messages)."""
+
 from flask import url_for
 
 from .. import messages
@@ -12,8 +13,14 @@ from .openapi import error
 @bp.response(201, schemas.Message)
 def send_message(body):
     """Send message"""
-    msg = messages.send_sms(account_id(), body["mobile"], body.get("sender_id", "TALKNTALK"),
-                            body["message"], source="api", simulate=body.get("simulate"))
+    msg = messages.send_sms(
+        account_id(),
+        body["mobile"],
+        body.get("sender_id", "TALKNTALK"),
+        body["message"],
+        source="api",
+        simulate=body.get("simulate"),
+    )
     return msg, {"Location": url_for("api.get_message", message_id=msg.id)}
 
 

@@ -5,6 +5,7 @@ Added here from the same definitions: each operation's id (from its summary), th
 answer (from what it takes: a body, parameters, a key), and links from the operations that
 return an object's id to those that take it, for clients and for schemathesis' stateful tests.
 """
+
 import copy
 import re
 
@@ -47,9 +48,10 @@ LINK_SOURCES = {
 DESCRIPTION = (
     "Send SMS, manage webhook endpoints and inspect deliveries. Authenticate with "
     "`Authorization: Bearer <API key>` (create keys in the dashboard or with "
-    "`flask tnt api-key create`). Errors are `{\"error\": {\"code\", \"message\", "
-    "\"fields\"}}`; a 422 names every bad field. Lists page newest first: pass `next_cursor` "
-    "back as `cursor`.")
+    '`flask tnt api-key create`). Errors are `{"error": {"code", "message", '
+    '"fields"}}`; a 422 names every bad field. Lists page newest first: pass `next_cursor` '
+    "back as `cursor`."
+)
 
 
 class Operations(BasePlugin):
@@ -72,8 +74,12 @@ class Operations(BasePlugin):
             if path.startswith(API_PREFIX + "/"):
                 codes.add("429")
             for code in codes:
-                responses[code] = {"description": ERRORS[code], "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+                responses[code] = {
+                    "description": ERRORS[code],
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                }
             op["responses"] = dict(sorted(responses.items()))
 
 
@@ -87,19 +93,33 @@ class Api(flask_smorest.Api):
 
 
 def init_app(app, blueprints) -> Api:
-    api = Api(app, spec_kwargs={
-        "title": "TalkNTalk Webhooks API", "version": __version__, "openapi_version": "3.1.0",
-        "extra_plugins": [Operations()], "info": {"description": DESCRIPTION},
-        "servers": [{"url": "/"}], "security": [{"apiKey": []}],
-    })
-    api.spec.components.security_scheme("apiKey", {
-        "type": "http", "scheme": "bearer", "description": "An API key of your account."})
-    api.spec.components.security_scheme("dlrSecret", {
-        "type": "http", "scheme": "bearer",
-        "description": "The carrier's shared secret (TNT_DLR_SECRET)."})
+    api = Api(
+        app,
+        spec_kwargs={
+            "title": "TalkNTalk Webhooks API",
+            "version": __version__,
+            "openapi_version": "3.1.0",
+            "extra_plugins": [Operations()],
+            "info": {"description": DESCRIPTION},
+            "servers": [{"url": "/"}],
+            "security": [{"apiKey": []}],
+        },
+    )
+    api.spec.components.security_scheme(
+        "apiKey", {"type": "http", "scheme": "bearer", "description": "An API key of your account."}
+    )
+    api.spec.components.security_scheme(
+        "dlrSecret",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The carrier's shared secret (TNT_DLR_SECRET).",
+        },
+    )
     api.register_field(schemas.Time, "string", None)
-    api.register_converter(IdConverter, lambda _converter: {
-        "type": "integer", "minimum": 1, "maximum": MAX_ID})
+    api.register_converter(
+        IdConverter, lambda _converter: {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+    )
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     app.extensions["tnt_openapi"] = api
@@ -120,8 +140,10 @@ def _add_links(doc: dict) -> None:
         links = by_id[source]["responses"][status].setdefault("links", {})
         for path, _method, target in operations(doc):
             if "{" + param + "}" in path:
-                links[target["operationId"]] = {"operationId": target["operationId"],
-                                                "parameters": {param: value}}
+                links[target["operationId"]] = {
+                    "operationId": target["operationId"],
+                    "parameters": {param: value},
+                }
 
 
 def document() -> dict:
@@ -137,8 +159,15 @@ def document() -> dict:
 
 
 @bp.get("/openapi.json", tags=["meta"])
-@bp.doc(security=[], responses={"200": {"description": "OK", "content": {
-    "application/json": {"schema": {"type": "object"}}}}})
+@bp.doc(
+    security=[],
+    responses={
+        "200": {
+            "description": "OK",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 def openapi():
     """OpenAPI document"""
     return document()

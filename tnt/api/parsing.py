@@ -1,5 +1,6 @@
 """How the API reads a request for its schemas (webargs, under flask-smorest): a JSON body
 whatever its Content-Type, unknown query parameters refused, and every error in our shape."""
+
 import json
 
 from marshmallow import RAISE, missing
@@ -16,8 +17,11 @@ def _first(messages) -> str:
 
 
 class Parser(FlaskParser):
-    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
-                                   "query": RAISE, "querystring": RAISE}
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": RAISE,
+        "querystring": RAISE,
+    }
 
     def load_json(self, req, schema):
         """The body as a JSON object, read whatever the Content-Type says (`curl -d` sends a
@@ -39,5 +43,9 @@ class Parser(FlaskParser):
         """One 422 naming each bad field (or query parameter) with its first message."""
         [(location, messages)] = error.messages.items()
         what = "query parameters" if location in ("query", "querystring") else "fields"
-        raise ApiError(422, "invalid_input", f"Some {what} are not valid.",
-                       {name: _first(m) for name, m in messages.items()})
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"Some {what} are not valid.",
+            {name: _first(m) for name, m in messages.items()},
+        )

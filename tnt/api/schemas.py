@@ -8,6 +8,7 @@ the same thing (explicit classes: no `\\s`, `\\d`), and the server checks them w
 say (an endpoint URL must resolve to public addresses) is in descriptions and is checked by the
 domain (tnt.endpoints, tnt.messages) after the schema.
 """
+
 import re
 import sys
 from datetime import UTC, datetime
@@ -52,20 +53,21 @@ NO_NUL = r"^[^\u0000]*$"
 TEXT = rf"^[{WS}]*[^{WS}\u0000][^\u0000]*$"  # not only spaces (the domain strips, then checks)
 # tnt.phones drops spaces, dashes and brackets anywhere, then wants 07…/01… or (+)2547…/2541….
 _SEP = rf"[{WS}()\-]*"
-MOBILE = (rf"^{_SEP}(?:0|(?:\+{_SEP})?2{_SEP}5{_SEP}4){_SEP}[17](?:{_SEP}[0-9]){{8}}{_SEP}$")
+MOBILE = rf"^{_SEP}(?:0|(?:\+{_SEP})?2{_SEP}5{_SEP}4){_SEP}[17](?:{_SEP}[0-9]){{8}}{_SEP}$"
 SENDER_ID = rf"^[{WS}]*[A-Za-z0-9](?:[A-Za-z0-9 ]{{0,9}}[A-Za-z0-9])?[{WS}]*$"  # stripped
-SECRET = "[!-~]{8,255}"  # tnt.endpoints.SECRET: visible ASCII
-SECRET_ERROR = "Use 8 to 255 visible characters (letters, digits, punctuation; no spaces)."
+SECRET = "[!-~]{8,255}"  # noqa: S105  (a pattern, not a password) tnt.endpoints.SECRET
+SECRET_ERROR = "Use 8 to 255 visible characters (letters, digits, punctuation; no spaces)."  # noqa: S105
 CURSOR = "^[0-9]{1,18}$"
 # RFC 3339 date-time (the offset may be left out) or full-date; fromisoformat then checks the
 # calendar.
-TIME_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
-                        r"(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?)?")
+TIME_SHAPE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?)?"
+)
 
 
 class _Messages:
-    default_error_messages = {"required": "This field is required.",
-                              "null": "Must not be null."}
+    default_error_messages = {"required": "This field is required.", "null": "Must not be null."}
 
 
 class Str(_Messages, fields.String):
@@ -73,14 +75,14 @@ class Str(_Messages, fields.String):
 
     default_error_messages = {"invalid": "Must be a string."}
 
-    def __init__(self, *, pattern: str | None = NO_NUL, pattern_error: str | None = None,
-                 **kwargs):
+    def __init__(self, *, pattern: str | None = NO_NUL, pattern_error: str | None = None, **kwargs):
         if pattern:
             kwargs["metadata"] = {"pattern": pattern, **kwargs.get("metadata", {})}
         super().__init__(**kwargs)
         self.regex = re.compile(pattern) if pattern else None
-        self.pattern_error = pattern_error or ("Must not contain NUL characters."
-                                               if pattern == NO_NUL else "Not valid.")
+        self.pattern_error = pattern_error or (
+            "Must not contain NUL characters." if pattern == NO_NUL else "Not valid."
+        )
 
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
@@ -95,8 +97,11 @@ class Int(_Messages, fields.Integer):
     default_error_messages = {"invalid": "Must be an integer."}
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool) or not isinstance(value, int | float) or (
-                isinstance(value, float) and not value.is_integer()):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, float) and not value.is_integer())
+        ):
             raise self.make_error("invalid")
         return int(value)
 
@@ -138,13 +143,15 @@ class Time(_Messages, fields.Field):
 
 
 def Choice(choices, **kwargs) -> Str:
-    return Str(pattern=None, validate=validate.OneOf(choices, error="Must be one of: {choices}."),
-               **kwargs)
+    return Str(
+        pattern=None, validate=validate.OneOf(choices, error="Must be one of: {choices}."), **kwargs
+    )
 
 
 def Id(**kwargs) -> Int:
-    return Int(validate=validate.Range(1, MAX_ID, error="Must be between {min} and {max}."),
-               **kwargs)
+    return Int(
+        validate=validate.Range(1, MAX_ID, error="Must be between {min} and {max}."), **kwargs
+    )
 
 
 def IdFilter(**kwargs) -> Int:
@@ -157,12 +164,17 @@ def Event(**kwargs) -> Str:
 
 
 def When(description: str) -> Time:
-    return Time(metadata={"anyOf": [{"format": "date-time"}, {"format": "date"}],
-                          "description": f"{description} A date-time without an offset is read "
-                          "in Africa/Nairobi time; a date means its midnight."})
+    return Time(
+        metadata={
+            "anyOf": [{"format": "date-time"}, {"format": "date"}],
+            "description": f"{description} A date-time without an offset is read "
+            "in Africa/Nairobi time; a date means its midnight.",
+        }
+    )
 
 
 # --- requests -------------------------------------------------------------------------------
+
 
 class Body(Schema):
     """A JSON object body: known fields only. When a field is already wrong, the domain's own
@@ -180,7 +192,8 @@ class Body(Schema):
         from ..errors import InvalidInput
 
         wrong = set(original_data) != set(data) or any(
-            f.required and name not in original_data for name, f in self.fields.items())
+            f.required and name not in original_data for name, f in self.fields.items()
+        )
         if wrong:
             try:
                 self.check(data)
@@ -193,54 +206,91 @@ class NoBody(Body):
 
 
 class SendMessage(Body):
-    mobile = Str(required=True, pattern=MOBILE, metadata={
-        "format": "ke-mobile", "examples": ["0712345678"],
-        "description": "A Kenyan mobile number: 07XXXXXXXX, 01XXXXXXXX or (+)254 followed by "
-        "7XXXXXXXX or 1XXXXXXXX, in a range a Kenyan mobile network holds (422 otherwise). "
-        "Spaces, dashes and brackets are ignored."},
-        pattern_error="Enter a Kenyan mobile number such as 0712345678 or +254712345678.")
-    message = Str(required=True, pattern=TEXT, validate=validate.Length(
-        max=918, error="At most {max} characters."),
-        pattern_error="Enter the message text.", metadata={"examples": ["Your OTP is 847291."]})
-    sender_id = Str(pattern=SENDER_ID, pattern_error="Use 1 to 11 letters, digits or spaces.",
-                    metadata={"examples": ["TALKNTALK"], "description":
-                              "1 to 11 letters, digits or spaces (spaces around it are "
-                              "trimmed); default TALKNTALK."})
-    simulate = Choice(SimulatedProvider.OUTCOMES, allow_none=True, metadata={
-        "description": "Simulated carrier only: force the outcome."})
+    mobile = Str(
+        required=True,
+        pattern=MOBILE,
+        metadata={
+            "format": "ke-mobile",
+            "examples": ["0712345678"],
+            "description": "A Kenyan mobile number: 07XXXXXXXX, 01XXXXXXXX or (+)254 followed by "
+            "7XXXXXXXX or 1XXXXXXXX, in a range a Kenyan mobile network holds (422 otherwise). "
+            "Spaces, dashes and brackets are ignored.",
+        },
+        pattern_error="Enter a Kenyan mobile number such as 0712345678 or +254712345678.",
+    )
+    message = Str(
+        required=True,
+        pattern=TEXT,
+        validate=validate.Length(max=918, error="At most {max} characters."),
+        pattern_error="Enter the message text.",
+        metadata={"examples": ["Your OTP is 847291."]},
+    )
+    sender_id = Str(
+        pattern=SENDER_ID,
+        pattern_error="Use 1 to 11 letters, digits or spaces.",
+        metadata={
+            "examples": ["TALKNTALK"],
+            "description": "1 to 11 letters, digits or spaces (spaces around it are "
+            "trimmed); default TALKNTALK.",
+        },
+    )
+    simulate = Choice(
+        SimulatedProvider.OUTCOMES,
+        allow_none=True,
+        metadata={"description": "Simulated carrier only: force the outcome."},
+    )
 
     def check(self, data):
         from .. import messages
 
-        messages.validate(data.get("mobile", ""), data.get("sender_id", "TALKNTALK"),
-                          data.get("message", ""), simulate=data.get("simulate"))
+        messages.validate(
+            data.get("mobile", ""),
+            data.get("sender_id", "TALKNTALK"),
+            data.get("message", ""),
+            simulate=data.get("simulate"),
+        )
 
 
 def _url(**kwargs) -> Str:
     # The documented pattern is a hint; the scheme, the host and its addresses are the domain's
     # to check (tnt.netguard), which says why a URL is refused.
-    return Str(validate=validate.Length(max=2048), metadata={
-        "format": "uri", "pattern": "^https?://", "examples": ["https://example.com/webhooks"],
-        "description": "An http(s) URL (https only in production). Its host must resolve to "
-        "public addresses only: private, loopback, link-local and metadata addresses are "
-        "refused (422)."}, **kwargs)
+    return Str(
+        validate=validate.Length(max=2048),
+        metadata={
+            "format": "uri",
+            "pattern": "^https?://",
+            "examples": ["https://example.com/webhooks"],
+            "description": "An http(s) URL (https only in production). Its host must resolve to "
+            "public addresses only: private, loopback, link-local and metadata addresses are "
+            "refused (422).",
+        },
+        **kwargs,
+    )
 
 
 class EndpointUpdate(Body):
     """Only the fields sent change; `secret: null` (or "") removes the secret."""
 
     url = _url()
-    events = fields.List(Event(), validate=validate.Length(min=1, error="Choose at least one "
-                                                                         "event."),
-                         error_messages={"invalid": "Must be a list of strings."},
-                         metadata={"examples": [["sms.delivered", "sms.undelivered"]],
-                                   "description": "Events to receive. Left out when creating: "
-                                   "all of them."})
+    events = fields.List(
+        Event(),
+        validate=validate.Length(min=1, error="Choose at least one event."),
+        error_messages={"invalid": "Must be a list of strings."},
+        metadata={
+            "examples": [["sms.delivered", "sms.undelivered"]],
+            "description": "Events to receive. Left out when creating: all of them.",
+        },
+    )
     description = Str(validate=validate.Length(max=255, error="At most {max} characters."))
-    secret = Str(allow_none=True, pattern=f"^(?:{SECRET})?$",
-                 pattern_error=SECRET_ERROR[:-1] + ", or \"\" for none.",
-                 metadata={"description": "Signing secret: 8 to 255 visible ASCII characters "
-                           "(no spaces); null or \"\" for none."})
+    secret = Str(
+        allow_none=True,
+        pattern=f"^(?:{SECRET})?$",
+        pattern_error=SECRET_ERROR[:-1] + ', or "" for none.',
+        metadata={
+            "description": "Signing secret: 8 to 255 visible ASCII characters "
+            '(no spaces); null or "" for none.'
+        },
+    )
     enabled = Bool()
 
     def check(self, data):
@@ -249,8 +299,12 @@ class EndpointUpdate(Body):
         from .. import endpoints
 
         e = endpoints.get(g.account_id, request.view_args["endpoint_id"])
-        endpoints.validate(data.get("url", e.url), data.get("events", e.event_list),
-                           data.get("description", e.description), data.get("secret"))
+        endpoints.validate(
+            data.get("url", e.url),
+            data.get("events", e.event_list),
+            data.get("description", e.description),
+            data.get("secret"),
+        )
 
 
 class EndpointInput(EndpointUpdate):
@@ -259,8 +313,9 @@ class EndpointInput(EndpointUpdate):
     def check(self, data):
         from .. import endpoints
 
-        endpoints.validate(data.get("url", ""), data.get("events"), data.get("description", ""),
-                           data.get("secret"))
+        endpoints.validate(
+            data.get("url", ""), data.get("events"), data.get("description", ""), data.get("secret")
+        )
 
 
 class SecretInput(Body):
@@ -279,8 +334,10 @@ class BulkResendInput(Body):
     since = When("Created at or after.")
     until = When("Created before.")
     message_id = IdFilter()
-    mobile = Str(validate=validate.Length(max=200, error="At most {max} characters."),
-                 metadata={"description": "A mobile number, in any form the API takes."})
+    mobile = Str(
+        validate=validate.Length(max=200, error="At most {max} characters."),
+        metadata={"description": "A mobile number, in any form the API takes."},
+    )
 
 
 class DeliveryReport(Body):
@@ -303,17 +360,23 @@ class Query(Schema):
         for name in data:
             value = data[name]
             if isinstance(self.fields.get(name), fields.Integer) and re.fullmatch(
-                    "[0-9]{1,4000}", value):  # int() reads at most 4300 digits
+                "[0-9]{1,4000}", value
+            ):  # int() reads at most 4300 digits
                 value = int(value)
             out[name] = value
         return out
 
 
 class Paging(Query):
-    cursor = Str(pattern=CURSOR, pattern_error="Must be a `next_cursor` of an earlier page.",
-                 metadata={"description": "`next_cursor` of the previous page."})
-    limit = Int(validate=validate.Range(1, 100, error="Must be between {min} and {max}."),
-                metadata={"description": "Page size (default 50)."})
+    cursor = Str(
+        pattern=CURSOR,
+        pattern_error="Must be a `next_cursor` of an earlier page.",
+        metadata={"description": "`next_cursor` of the previous page."},
+    )
+    limit = Int(
+        validate=validate.Range(1, 100, error="Must be between {min} and {max}."),
+        metadata={"description": "Page size (default 50)."},
+    )
 
 
 class MessageQuery(Paging):
@@ -329,6 +392,7 @@ class DeliveryQuery(Paging, BulkResendInput):
 
 
 # --- responses ------------------------------------------------------------------------------
+
 
 def answer(cls):
     """A response schema: every field is always present (null where its type allows)."""
@@ -374,8 +438,10 @@ class Endpoint(Schema):
     events = fields.List(_enum(EVENTS), attribute="event_list")
     enabled = fields.Boolean()
     has_secret = fields.Function(lambda e: bool(e.secret), metadata={"type": "boolean"})
-    secret = _nullable(fields.String, metadata={
-        "description": "API keys belong to the endpoint's owner, who may see it."})
+    secret = _nullable(
+        fields.String,
+        metadata={"description": "API keys belong to the endpoint's owner, who may see it."},
+    )
     created_at = Time(metadata={"format": "date-time"})
 
 
@@ -422,14 +488,19 @@ class Attempt(Schema):
     id = fields.Integer()
     number = fields.Integer()
     trigger = _enum(tuple(Trigger))
-    requested_by = fields.Function(lambda a: a.requested_by.email if a.requested_by else None,
-                                   allow_none=True, metadata={"type": "string"})
+    requested_by = fields.Function(
+        lambda a: a.requested_by.email if a.requested_by else None,
+        allow_none=True,
+        metadata={"type": "string"},
+    )
     started_at = Time(metadata={"format": "date-time"})
     duration_ms = fields.Integer()
     ok = fields.Boolean()
     status_code = _nullable(fields.Integer)
-    response_headers = fields.Function(lambda a: _headers(a.response_headers), metadata={
-        "type": "object", "additionalProperties": {"type": "string"}})
+    response_headers = fields.Function(
+        lambda a: _headers(a.response_headers),
+        metadata={"type": "object", "additionalProperties": {"type": "string"}},
+    )
     response_body = fields.String()
     error = _nullable(fields.String)
 
@@ -477,8 +548,12 @@ class DeliveryReportResult(Schema):
 class ErrorDetail(Schema):
     code = fields.String()
     message = fields.String()
-    fields_ = fields.Dict(keys=fields.String(), values=fields.String(), data_key="fields",
-                          metadata={"description": "Each bad field or parameter: why."})
+    fields_ = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        data_key="fields",
+        metadata={"description": "Each bad field or parameter: why."},
+    )
 
 
 @answer

@@ -10,6 +10,7 @@ Its parts, each a module of its own:
 
 This module is the engine's public face: what jobs, the dashboard, the API and the CLI call.
 """
+
 from datetime import timedelta
 
 from flask import current_app
@@ -23,12 +24,20 @@ from ..states import MessageStatus
 from ..transport import Response, Transport
 from . import claiming, recording
 from .engine import Engine, new_transport
-from .outgoing import request_headers, sent_headers  # noqa: F401 - the Logs show these
+from .outgoing import request_headers, sent_headers
 from .recording import Answer
 from .settings import EngineSettings
 
-__all__ = ["deliver_due", "resend", "sweep", "settle", "shutdown", "end_pending",
-           "sent_headers", "settings"]
+__all__ = [
+    "deliver_due",
+    "end_pending",
+    "resend",
+    "sent_headers",
+    "settings",
+    "settle",
+    "shutdown",
+    "sweep",
+]
 
 
 def settings() -> EngineSettings:
@@ -62,16 +71,23 @@ def resend(delivery_id: int, *, account_id: int | None, requested_by: int | None
         raise Conflict("This delivery is being sent right now; try again in a moment.")
     (o,) = items
     started = utcnow()
-    response = (Response(status=None, error=o.unusable) if o.unusable
-                else _transport().post(o.url, o.body, request_headers(o)))
-    recorded = recording.record(db.session.connection(),
-                                [Answer(o, started, response, manual=True,
-                                        requested_by=requested_by)])
+    response = (
+        Response(status=None, error=o.unusable)
+        if o.unusable
+        else _transport().post(o.url, o.body, request_headers(o))
+    )
+    recorded = recording.record(
+        db.session.connection(),
+        [Answer(o, started, response, manual=True, requested_by=requested_by)],
+    )
     db.session.commit()
     recording.after_commit(recorded)
     attempt: Attempt | None = db.session.scalar(
-        db.select(Attempt).where(Attempt.delivery_id == delivery_id)
-        .order_by(Attempt.id.desc()).limit(1))
+        db.select(Attempt)
+        .where(Attempt.delivery_id == delivery_id)
+        .order_by(Attempt.id.desc())
+        .limit(1)
+    )
     assert attempt is not None  # just recorded (or the delivery was resent meanwhile)
     return attempt
 
@@ -85,11 +101,13 @@ def sweep() -> int:
     lost = claiming.count_lost(db.session.connection(), s)
     grace = utcnow() - timedelta(seconds=s.sweep_grace)
     unsent = db.session.scalars(
-        db.select(Message.id).where(
+        db.select(Message.id)
+        .where(
             Message.status == MessageStatus.QUEUED,
             Message.created_at <= grace,
             db.or_(Message.simulate.is_(None), Message.simulate != "hold"),
-        ).limit(1000)
+        )
+        .limit(1000)
     ).all()
     db.session.rollback()
     if lost:

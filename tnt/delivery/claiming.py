@@ -9,6 +9,7 @@ whole POST (`EngineSettings.send_window`): a worker that was paused (a frozen VM
 pause) after writing its claim, or inside the claim's transaction, finds its leases too short
 and gives them back instead of sending what another worker may send too.
 """
+
 import os
 import signal
 import time
@@ -43,9 +44,15 @@ from .settings import EngineSettings
 _paused_once = False
 
 
-def claim(conn: Connection, settings: EngineSettings, limit: int,
-          ids: list[int] | None = None, *, due_only: bool = True,
-          skip_endpoints: Collection[int] = ()) -> list[Outgoing]:
+def claim(
+    conn: Connection,
+    settings: EngineSettings,
+    limit: int,
+    ids: list[int] | None = None,
+    *,
+    due_only: bool = True,
+    skip_endpoints: Collection[int] = (),
+) -> list[Outgoing]:
     """Lease up to `limit` due, unclaimed deliveries (these ids only, if given) and load what
     sending them needs. Runs inside the caller's transaction on `conn`; call `ready` on the
     result after the commit."""
@@ -60,11 +67,14 @@ def claim(conn: Connection, settings: EngineSettings, limit: int,
     if skip_endpoints:
         pick = pick.where(d.c.endpoint_id.not_in(skip_endpoints))
     pick = pick.limit(limit).with_for_update(skip_locked=True)
-    claimed: list[int] = list(conn.execute(
-        update(d).where(d.c.id.in_(pick.scalar_subquery()))
-        .values(lease_expires_at=now + timedelta(seconds=settings.lease), lease_token=token)
-        .returning(d.c.id)
-    ).scalars())
+    claimed: list[int] = list(
+        conn.execute(
+            update(d)
+            .where(d.c.id.in_(pick.scalar_subquery()))
+            .values(lease_expires_at=now + timedelta(seconds=settings.lease), lease_token=token)
+            .returning(d.c.id)
+        ).scalars()
+    )
     if not claimed:
         return []
     pause_here(settings, "in-claim")
@@ -96,8 +106,11 @@ def release(conn: Connection, items: list[Outgoing]) -> None:
     for o in items:
         by_token[o.token].append(o.delivery_id)
     for token, ids in by_token.items():
-        conn.execute(update(t).where(t.c.lease_token == token, among(conn, t.c.id, ids))
-                     .values(lease_expires_at=None, lease_token=None))
+        conn.execute(
+            update(t)
+            .where(t.c.lease_token == token, among(conn, t.c.id, ids))
+            .values(lease_expires_at=None, lease_token=None)
+        )
 
 
 def put_off(conn: Connection, endpoint_ids: list[int], seconds: float) -> None:
@@ -105,18 +118,28 @@ def put_off(conn: Connection, endpoint_ids: list[int], seconds: float) -> None:
     scanning past a backlog that cannot be sent yet."""
     now = utcnow()
     t = Delivery.__table__
-    conn.execute(update(t).where(
-        t.c.endpoint_id.in_(endpoint_ids), t.c.next_attempt_at <= now, _unclaimed(t, now),
-    ).values(next_attempt_at=now + timedelta(seconds=seconds)))
+    conn.execute(
+        update(t)
+        .where(
+            t.c.endpoint_id.in_(endpoint_ids),
+            t.c.next_attempt_at <= now,
+            _unclaimed(t, now),
+        )
+        .values(next_attempt_at=now + timedelta(seconds=seconds))
+    )
 
 
 def count_lost(conn: Connection, settings: EngineSettings) -> int:
     """Deliveries due for `sweep_grace` or more and claimed by nobody: their wake-up was lost."""
     now = utcnow()
     t = Delivery.__table__
-    return conn.execute(select(func.count()).select_from(t).where(
-        t.c.next_attempt_at <= now - timedelta(seconds=settings.sweep_grace),
-        _unclaimed(t, now))).scalar_one()
+    return conn.execute(
+        select(func.count())
+        .select_from(t)
+        .where(
+            t.c.next_attempt_at <= now - timedelta(seconds=settings.sweep_grace), _unclaimed(t, now)
+        )
+    ).scalar_one()
 
 
 def among(conn: Connection, column: ColumnElement[int], ids: list[int]) -> ColumnElement[bool]:
@@ -135,11 +158,25 @@ def _load(conn: Connection, ids: list[int]) -> list[Outgoing]:
     d, e, ev, m = (t.__table__ for t in (Delivery, Endpoint, Event, Message))
     active = and_(e.c.enabled.is_(True), e.c.deleted_at.is_(None))
     rows = conn.execute(  # in Outgoing's field order; the secret as stored, read per row below
-        select(d.c.id, d.c.account_id, d.c.endpoint_id, e.c.url,
-               type_coerce(e.c.secret, Text), active, d.c.uid,
-               ev.c.type, ev.c.body, ev.c.message_id, m.c.mobile, d.c.status,
-               d.c.auto_attempts, d.c.next_attempt_at, d.c.resend_pending,
-               d.c.resend_requested_by_id, d.c.lease_expires_at)
+        select(
+            d.c.id,
+            d.c.account_id,
+            d.c.endpoint_id,
+            e.c.url,
+            type_coerce(e.c.secret, Text),
+            active,
+            d.c.uid,
+            ev.c.type,
+            ev.c.body,
+            ev.c.message_id,
+            m.c.mobile,
+            d.c.status,
+            d.c.auto_attempts,
+            d.c.next_attempt_at,
+            d.c.resend_pending,
+            d.c.resend_requested_by_id,
+            d.c.lease_expires_at,
+        )
         .join(e, e.c.id == d.c.endpoint_id)
         .join(ev, ev.c.id == d.c.event_id)
         .outerjoin(m, m.c.id == ev.c.message_id)
@@ -152,8 +189,13 @@ def _load(conn: Connection, ids: list[int]) -> list[Outgoing]:
         except crypto.SecretsKeyError:
             # Never sent unsigned, and no reason to hold up the rest of the claim: it fails
             # (and is retried) with the reason in the Logs until the key is put back.
-            o.secret, o.unusable = None, ("Not sent: its signing secret cannot be decrypted "
-                                          "with TNT_SECRETS_KEY (see docs/security.md)")
+            o.secret, o.unusable = (
+                None,
+                (
+                    "Not sent: its signing secret cannot be decrypted "
+                    "with TNT_SECRETS_KEY (see docs/security.md)"
+                ),
+            )
         sign(o)
     return items
 

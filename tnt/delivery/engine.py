@@ -6,6 +6,7 @@ A drain job (an RQ job) runs `drain` for up to `drain_seconds`, claiming wheneve
 and waits on the Redis bell for new events while there is nothing due; after `drain_idle`
 seconds of nothing it ends. So a steady stream of events costs no RQ job per event.
 """
+
 import logging
 import time
 
@@ -56,8 +57,10 @@ class Engine:
                     claiming.pause_here(s, "after-claim")
                 items, expired = claiming.ready(items, s)
                 if expired:  # this process was paused while claiming: not ours to send now
-                    log.warning("%d claims came back with too little lease left; giving them "
-                                "back", len(expired))
+                    log.warning(
+                        "%d claims came back with too little lease left; giving them back",
+                        len(expired),
+                    )
                     lanes.give_back(expired)
                 if ids and not items:
                     ids = None
@@ -85,7 +88,12 @@ def new_transport(app: Flask) -> Transport:
     """The process's libcurl transport. Isolation is per endpoint (the lanes), not per host:
     many customers' endpoints may share one host, so a host may use every connection."""
     most = int(app.config["TNT_SEND_CONCURRENCY"])
-    return Transport(allow_loopback=app.config["TNT_ALLOW_LOOPBACK"],
-                     https_only=app.config["TNT_HTTPS_ONLY"],
-                     timeout=app.config["TNT_DELIVERY_TIMEOUT"], user_agent=USER_AGENT,
-                     max_connections=most, max_per_host=most, max_idle=min(most, 256))
+    return Transport(
+        allow_loopback=app.config["TNT_ALLOW_LOOPBACK"],
+        https_only=app.config["TNT_HTTPS_ONLY"],
+        timeout=app.config["TNT_DELIVERY_TIMEOUT"],
+        user_agent=USER_AGENT,
+        max_connections=most,
+        max_per_host=most,
+        max_idle=min(most, 256),
+    )

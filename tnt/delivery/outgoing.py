@@ -1,4 +1,5 @@
 """What one claimed delivery carries on its way out, and the headers of its POST."""
+
 from dataclasses import dataclass
 from datetime import datetime
 

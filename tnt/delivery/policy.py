@@ -5,6 +5,7 @@ attempt lives here: what counts as success, the reason a failure is logged with,
 minute schedule, when a delivery is Failed, and how a person's resend differs from the engine's
 own attempts.
 """
+
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,8 +34,14 @@ class Outcome:
     manual: bool = False  # a person asked for it (a resend)
 
     @classmethod
-    def of(cls, status: int | None, error: str | None, location: str | None = None, *,
-           manual: bool = False) -> "Outcome":
+    def of(
+        cls,
+        status: int | None,
+        error: str | None,
+        location: str | None = None,
+        *,
+        manual: bool = False,
+    ) -> "Outcome":
         """From what the transport got: success is a 2xx with no transport error (a 2xx whose
         body then timed out or broke off is a failure)."""
         if error is None and status is not None and 200 <= status < 300:
@@ -60,8 +67,9 @@ def failure_reason(status: int | None, error: str | None, location: str | None =
     if status is None:
         return "No response"
     if 300 <= status < 400:
-        return f"HTTP {status}: redirects are not followed" + (f" (to {location})" if location
-                                                                 else "")
+        return f"HTTP {status}: redirects are not followed" + (
+            f" (to {location})" if location else ""
+        )
     return f"HTTP {status}: not a 2xx response"
 
 
@@ -74,14 +82,21 @@ def decide(state: State, outcome: Outcome, now: datetime) -> Decision:
     if state.resend_pending:  # a bulk resend of a failed delivery: one attempt, no new series
         return Decision(DeliveryStatus.FAILED, state.auto_attempts, None, outcome.reason, trigger)
     if manual:  # one more attempt: the automatic schedule, if any, goes on as it was
-        return Decision(state.status, state.auto_attempts, state.next_attempt_at, outcome.reason,
-                        trigger)
+        return Decision(
+            state.status, state.auto_attempts, state.next_attempt_at, outcome.reason, trigger
+        )
     n = state.auto_attempts + 1
     if n > len(RETRY_DELAYS):
         return Decision(DeliveryStatus.FAILED, n, None, outcome.reason, trigger)
     delay = RETRY_DELAYS[n - 1]
-    return Decision(DeliveryStatus.RETRYING, n, now + timedelta(seconds=delay), outcome.reason,
-                    trigger, retry_in=delay)
+    return Decision(
+        DeliveryStatus.RETRYING,
+        n,
+        now + timedelta(seconds=delay),
+        outcome.reason,
+        trigger,
+        retry_in=delay,
+    )
 
 
 def not_sent(state: State) -> Decision:

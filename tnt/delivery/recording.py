@@ -5,6 +5,7 @@ token, and attempts are written only for the rows it changed. A worker whose lea
 another worker (it was paused, or the database was away too long) records nothing; the other
 worker's attempt is the one in the Logs.
 """
+
 import json
 import logging
 import threading
@@ -66,8 +67,14 @@ def record(conn: Connection, answers: list[Answer]) -> Recorded:
     for a in answers:
         decision, ok = _decide(a, now)
         bump = decision.auto_attempts != a.o.auto_attempts
-        key = (a.o.token, decision.status, decision.next_attempt_at, decision.last_error, bump,
-               decision.trigger is not None)
+        key = (
+            a.o.token,
+            decision.status,
+            decision.next_attempt_at,
+            decision.last_error,
+            bump,
+            decision.trigger is not None,
+        )
         groups[key].append((a, decision, ok))
     t = Delivery.__table__
     attempts: list[dict[str, Any]] = []
@@ -75,17 +82,31 @@ def record(conn: Connection, answers: list[Answer]) -> Recorded:
     counted: list[metrics.Counted] = []
     lost = 0
     for (token, status, next_at, error, bump, attempted), members in groups.items():
-        values: dict[str, Any] = {"status": status, "next_attempt_at": next_at, "last_error": error,
-                  "updated_at": now, "lease_expires_at": None, "lease_token": None,
-                  "resend_pending": False, "resend_requested_by_id": None}
+        values: dict[str, Any] = {
+            "status": status,
+            "next_attempt_at": next_at,
+            "last_error": error,
+            "updated_at": now,
+            "lease_expires_at": None,
+            "lease_token": None,
+            "resend_pending": False,
+            "resend_requested_by_id": None,
+        }
         if bump:
             values["auto_attempts"] = t.c.auto_attempts + 1
         if attempted:
             values["attempts_count"] = t.c.attempts_count + 1
-        held: dict[int, int] = dict(conn.execute(  # the fence: rows still carrying our token
-            update(t).where(t.c.lease_token == token,
-                            claiming.among(conn, t.c.id, [a.o.delivery_id for a, _, _ in members]))
-            .values(values).returning(t.c.id, t.c.attempts_count)).all())
+        held: dict[int, int] = dict(
+            conn.execute(  # the fence: rows still carrying our token
+                update(t)
+                .where(
+                    t.c.lease_token == token,
+                    claiming.among(conn, t.c.id, [a.o.delivery_id for a, _, _ in members]),
+                )
+                .values(values)
+                .returning(t.c.id, t.c.attempts_count)
+            ).all()
+        )
         for a, decision, ok in members:
             number = held.get(a.o.delivery_id)
             if number is None:
@@ -96,13 +117,15 @@ def record(conn: Connection, answers: list[Answer]) -> Recorded:
             if attempted:
                 attempts.append(_attempt_row(a, decision, ok, number))
                 assert a.response is not None  # an attempt was made
-                counted.append(metrics.Counted(a.o.event_type, status, ok,
-                                               a.response.duration_ms / 1000))
+                counted.append(
+                    metrics.Counted(a.o.event_type, status, ok, a.response.duration_ms / 1000)
+                )
     if attempts:
         _insert_attempts(conn, attempts)
     if lost:
-        log.warning("%d answers came after their claim passed to another worker; not recorded",
-                    lost)
+        log.warning(
+            "%d answers came after their claim passed to another worker; not recorded", lost
+        )
     return Recorded(retries, counted)
 
 
@@ -117,10 +140,12 @@ def _insert_attempts(conn: Connection, rows: list[dict[str, Any]]) -> None:
     names = list(rows[0])
     driver = conn.connection.driver_connection
     assert driver is not None  # a live psycopg connection inside the caller's transaction
-    with driver.cursor() as cur:
-        with cur.copy(f"COPY attempt ({', '.join(names)}) FROM STDIN") as copy:
-            for r in rows:
-                copy.write_row([r[n] for n in names])
+    with (
+        driver.cursor() as cur,
+        cur.copy(f"COPY attempt ({', '.join(names)}) FROM STDIN") as copy,
+    ):
+        for r in rows:
+            copy.write_row([r[n] for n in names])
 
 
 def _decide(a: Answer, now: datetime) -> tuple[policy.Decision, bool]:
@@ -135,18 +160,26 @@ def _location(headers: dict[str, str]) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == "location"), None)
 
 
-def _attempt_row(a: Answer, decision: policy.Decision, ok: bool,
-                 number: int) -> dict[str, Any]:
+def _attempt_row(a: Answer, decision: policy.Decision, ok: bool, number: int) -> dict[str, Any]:
     o, r = a.o, a.response
     assert r is not None
     return {
-        "delivery_id": o.delivery_id, "account_id": o.account_id, "endpoint_id": o.endpoint_id,
-        "event_type": o.event_type, "message_id": o.message_id, "mobile": o.mobile,
-        "number": number, "trigger": decision.trigger,
+        "delivery_id": o.delivery_id,
+        "account_id": o.account_id,
+        "endpoint_id": o.endpoint_id,
+        "event_type": o.event_type,
+        "message_id": o.message_id,
+        "mobile": o.mobile,
+        "number": number,
+        "trigger": decision.trigger,
         "requested_by_id": a.requested_by if a.manual else o.resend_requested_by_id,
-        "started_at": a.started, "duration_ms": r.duration_ms, "ok": ok,
-        "status_code": r.status, "response_headers": json.dumps(r.headers),
-        "response_body": r.body, "error": None if ok else decision.last_error,
+        "started_at": a.started,
+        "duration_ms": r.duration_ms,
+        "ok": ok,
+        "status_code": r.status,
+        "response_headers": json.dumps(r.headers),
+        "response_body": r.body,
+        "error": None if ok else decision.last_error,
         "signature": o.signature,
     }
 
@@ -156,10 +189,20 @@ def end_pending(conn: Connection, endpoint_id: int, reason: str) -> None:
     caller's transaction)."""
     t = Delivery.__table__
     conn.execute(
-        update(t).where(t.c.endpoint_id == endpoint_id,
-                        t.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.RETRYING)))
-        .values(status=DeliveryStatus.FAILED, next_attempt_at=None, last_error=reason,
-                updated_at=utcnow(), resend_pending=False, resend_requested_by_id=None))
+        update(t)
+        .where(
+            t.c.endpoint_id == endpoint_id,
+            t.c.status.in_((DeliveryStatus.PENDING, DeliveryStatus.RETRYING)),
+        )
+        .values(
+            status=DeliveryStatus.FAILED,
+            next_attempt_at=None,
+            last_error=reason,
+            updated_at=utcnow(),
+            resend_pending=False,
+            resend_requested_by_id=None,
+        )
+    )
 
 
 def after_commit(recorded: Recorded) -> None:
@@ -180,8 +223,7 @@ class Recorder:
     answers exist only here, and once a lease expires another worker may send it again.
     """
 
-    def __init__(self, app: Flask, settings: EngineSettings,
-                 recorded: Callable[[int], None]):
+    def __init__(self, app: Flask, settings: EngineSettings, recorded: Callable[[int], None]):
         self.app, self.settings, self.recorded = app, settings, recorded
         self.cond = threading.Condition()
         self.answers: list[Answer] = []
@@ -214,8 +256,9 @@ class Recorder:
     def _write(self, answers: list[Answer], unsent: list[Outgoing]) -> None:
         from ..extensions import db
 
-        lease_ends = [o.send_by + self.settings.send_window for o in
-                      [a.o for a in answers] + unsent]
+        lease_ends = [
+            o.send_by + self.settings.send_window for o in [a.o for a in answers] + unsent
+        ]
         patience = min(lease_ends) - self.settings.margin
         wait = 0.25
         with self.app.app_context():
@@ -228,15 +271,17 @@ class Recorder:
                         claiming.release(self.conn, unsent)
                     after_commit(recorded)
                     return
-                except Exception as exc:  # noqa: BLE001 - the database is down or restarting
+                except Exception as exc:
                     if self.conn is not None:
                         self.conn.invalidate()
                         self.conn = None
                     if time.monotonic() + wait >= patience:
-                        log.error("gave up recording %d attempts (their leases end): %s",
-                                  len(answers), exc)
+                        log.error(
+                            "gave up recording %d attempts (their leases end): %s",
+                            len(answers),
+                            exc,
+                        )
                         return
                     log.warning("could not record %d attempts, retrying: %s", len(answers), exc)
                     time.sleep(wait)
                     wait = min(wait * 2, 5.0)
-

@@ -7,6 +7,7 @@ claimed and unanswered in this process (the claim passes a full endpoint by, and
 back), and an endpoint whose POSTs are all under way with no answer for `slow_after` seconds is
 reported slow so its backlog can be put off instead of scanned past by every claim.
 """
+
 import functools
 import logging
 import threading
@@ -58,9 +59,13 @@ class Lanes:
         now = time.monotonic()
         again = now - self.settings.timeout
         with self.cond:
-            slow = [e for e, n in self.running.items() if n >= self.settings.per_endpoint
-                    and now - self.answered_at.get(e, now) > self.settings.slow_after
-                    and self.put_off_at.get(e, 0.0) < again]
+            slow = [
+                e
+                for e, n in self.running.items()
+                if n >= self.settings.per_endpoint
+                and now - self.answered_at.get(e, now) > self.settings.slow_after
+                and self.put_off_at.get(e, 0.0) < again
+            ]
             for e in slow:
                 self.put_off_at[e] = now
             return slow
@@ -123,8 +128,9 @@ class Lanes:
             if now > o.send_by:
                 late.append(o)
                 continue
-            self.transport.submit(o.url, o.body, request_headers(o),
-                                  functools.partial(self._done, o, utcnow()))
+            self.transport.submit(
+                o.url, o.body, request_headers(o), functools.partial(self._done, o, utcnow())
+            )
         if late:
             self.recorder.give_back(late)
             for o in late:

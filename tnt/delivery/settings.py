@@ -1,4 +1,5 @@
 """The delivery engine's settings: one object, built from the app's config."""
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +23,11 @@ class EngineSettings:
 
     def __post_init__(self) -> None:
         if self.lease <= self.send_window:
-            raise ValueError(f"TNT_LEASE_SECONDS ({self.lease:g}) must be longer than the "
-                             f"delivery timeout plus a margin ({self.send_window:g} s): a "
-                             f"shorter lease could never cover a POST")
+            raise ValueError(
+                f"TNT_LEASE_SECONDS ({self.lease:g}) must be longer than the "
+                f"delivery timeout plus a margin ({self.send_window:g} s): a "
+                f"shorter lease could never cover a POST"
+            )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "EngineSettings":

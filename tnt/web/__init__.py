@@ -1,4 +1,5 @@
 """The dashboard (Flask + htmx): server-rendered pages, partials for htmx swaps."""
+
 from datetime import UTC
 
 from flask import render_template, request
@@ -48,8 +49,9 @@ def register(app) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
-        return _error(400, "Your session expired or the form was stale: reload the page and "
-                           "try again.")
+        return _error(
+            400, "Your session expired or the form was stale: reload the page and try again."
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc):

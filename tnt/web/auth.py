@@ -1,4 +1,5 @@
 """Sign in and out."""
+
 import math
 from urllib.parse import urlsplit
 
@@ -19,8 +20,9 @@ class SignInForm(FlaskForm):
 
 @bp.get("/")
 def home():
-    return redirect(url_for("endpoints.index") if current_user.is_authenticated
-                    else url_for("auth.login"))
+    return redirect(
+        url_for("endpoints.index") if current_user.is_authenticated else url_for("auth.login")
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -40,7 +42,8 @@ def login():
             if user is None:
                 wait = accounts.login_failed(email, ip)
                 form.password.errors.append(
-                    "Wrong email or password." + (f" Try again in {_span(wait)}." if wait else ""))
+                    "Wrong email or password." + (f" Try again in {_span(wait)}." if wait else "")
+                )
                 status = 429 if wait else 401
             else:
                 accounts.login_succeeded(email, ip)
@@ -64,6 +67,11 @@ def _span(seconds: int) -> str:
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site; never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("endpoints.index")

@@ -1,5 +1,6 @@
 """Webhooks -> Endpoints: list, an endpoint's page, create, edit, toggle, delete, send a test
 event."""
+
 from flask import Blueprint, flash, redirect, render_template, request
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
@@ -32,9 +33,12 @@ class EndpointForm(FlaskForm):
 def index():
     account_id = list_scope()
     items = service.list_for(account_id)
-    return render_template("endpoints/index.html", endpoints=items,
-                           rates=hourly.success_rates([e.id for e in items]),
-                           account_id=account_id)
+    return render_template(
+        "endpoints/index.html",
+        endpoints=items,
+        rates=hourly.success_rates([e.id for e in items]),
+        account_id=account_id,
+    )
 
 
 @bp.get("/<int:endpoint_id>")
@@ -42,8 +46,13 @@ def show(endpoint_id: int):
     """The endpoint's settings and actions, its last 24 hours and its latest attempts."""
     endpoint = service.get(owner_scope(), endpoint_id)
     q = logs.LogQuery(logs.Scope.account(endpoint.account_id), endpoint_id=endpoint.id)
-    return render_template("endpoints/show.html", e=endpoint, rate=_rate(endpoint),
-                           rows=logs.attempts(q, limit=RECENT), resendable=RESENDABLE)
+    return render_template(
+        "endpoints/show.html",
+        e=endpoint,
+        rate=_rate(endpoint),
+        rows=logs.attempts(q, limit=RECENT),
+        resendable=RESENDABLE,
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -56,8 +65,9 @@ def new():
         errors["account"] = "Choose the account this endpoint belongs to."
     elif form.validate_on_submit():
         try:
-            endpoint = service.create(account_id, form.url.data, chosen, form.description.data,
-                                      form.secret.data or None)
+            endpoint = service.create(
+                account_id, form.url.data, chosen, form.description.data, form.secret.data or None
+            )
         except InvalidInput as exc:
             errors = exc.fields
         else:
@@ -87,8 +97,9 @@ def edit(endpoint_id: int):
 
 @bp.get("/generate-secret")
 def generate_secret():
-    return render_template("endpoints/_secret.html", secret=service.generate_secret(),
-                           revealed=True, errors={})
+    return render_template(
+        "endpoints/_secret.html", secret=service.generate_secret(), revealed=True, errors={}
+    )
 
 
 @bp.post("/<int:endpoint_id>/toggle")
@@ -128,12 +139,21 @@ def _form(form, endpoint, chosen, errors, account_id):
     for name, text in errors.items():
         field = getattr(form, name, None)
         if field is not None and hasattr(field, "errors"):
-            field.errors = list(field.errors) + [text]
+            field.errors = [*list(field.errors), text]
     status = 422 if errors else 200
-    template = "endpoints/_form.html" if request.headers.get("HX-Request") else "endpoints/form.html"
-    return render_template(template, form=form, endpoint=endpoint, chosen=chosen, events=EVENTS,
-                           errors=errors, account_id=account_id,
-                           show_secret=endpoint is None or not _hides_secret(endpoint)), status
+    template = (
+        "endpoints/_form.html" if request.headers.get("HX-Request") else "endpoints/form.html"
+    )
+    return render_template(
+        template,
+        form=form,
+        endpoint=endpoint,
+        chosen=chosen,
+        events=EVENTS,
+        errors=errors,
+        account_id=account_id,
+        show_secret=endpoint is None or not _hides_secret(endpoint),
+    ), status
 
 
 def _rate(endpoint) -> tuple[int, int] | None:

@@ -1,5 +1,6 @@
 """Webhooks -> Logs: every attempt (and every delivery still queued), filters in the URL, expand a
 row, resend, keyset paging. The reads are tnt.logs'; this module parses the page's input."""
+
 import json
 import re
 from dataclasses import dataclass
@@ -61,7 +62,9 @@ class LogForm:
         text = self.q.replace(" ", "")
         message_id = int(text) if text.isdigit() and len(text) <= 9 else None
         return logs.LogQuery(
-            scope, status=self.status or None, endpoint_id=self.endpoint_id,
+            scope,
+            status=self.status or None,
+            endpoint_id=self.endpoint_id,
             event=self.event or None,
             since=_utc(self.date_from) if self.date_from else None,
             until=_utc(self.date_to + timedelta(days=1)) if self.date_to else None,
@@ -92,7 +95,7 @@ SHORT_REASONS = (
 
 @bp.app_template_filter()
 def short_reason(reason: str | None, status_code: int | None = None) -> str:
-    """"503" for an answer that was not a 2xx, "timeout", "TLS", ... for the rest."""
+    """ "503" for an answer that was not a 2xx, "timeout", "TLS", ... for the rest."""
     reason = reason or ""
     if status_code and reason.startswith("HTTP "):
         return str(status_code)
@@ -141,11 +144,20 @@ def index():
     # The unfiltered log of attempts says when deliveries wait for their first one. (Counting
     # them under other filters could read every queued delivery of the account.)
     waiting = logs.queued_count(scope) if q == logs.LogQuery(scope) else 0
-    pending_args = {k: v for k, v in request.args.items() if k != "before"} | {"status": DeliveryStatus.PENDING}
+    pending_args = {k: v for k, v in request.args.items() if k != "before"} | {
+        "status": DeliveryStatus.PENDING
+    }
     return render_template(
-        "logs/index.html", rows=rows, queued=queued, more_url=more_url, f=form, waiting=waiting,
+        "logs/index.html",
+        rows=rows,
+        queued=queued,
+        more_url=more_url,
+        f=form,
+        waiting=waiting,
         waiting_url=url_for("logs.index", **pending_args),
-        statuses=logs.STATUSES, events=EVENTS, resendable=RESENDABLE,
+        statuses=logs.STATUSES,
+        events=EVENTS,
+        resendable=RESENDABLE,
         endpoints=queries.endpoints_for_filter(scope),
     )
 
@@ -161,8 +173,9 @@ def chart():
 def rows():
     """The next page of rows (the "Load more" button swaps itself for these)."""
     rows_, queued, more_url = _page(LogForm.from_args(request.args).query(log_scope()))
-    return render_template("logs/_rows.html", rows=rows_, queued=queued, more_url=more_url,
-                           resendable=RESENDABLE)
+    return render_template(
+        "logs/_rows.html", rows=rows_, queued=queued, more_url=more_url, resendable=RESENDABLE
+    )
 
 
 @bp.get("/attempts/<int:attempt_id>")
@@ -178,9 +191,15 @@ def detail(attempt_id: int):
         response_headers = json.loads(attempt.response_headers or "{}")
     except ValueError:
         response_headers = {}
-    return render_template("logs/_detail.html", a=attempt, d=d, url=row[3], headers=headers,
-                           body=d.event.body.decode("utf-8", "replace"),
-                           response_headers=response_headers)
+    return render_template(
+        "logs/_detail.html",
+        a=attempt,
+        d=d,
+        url=row[3],
+        headers=headers,
+        body=d.event.body.decode("utf-8", "replace"),
+        response_headers=response_headers,
+    )
 
 
 @bp.post("/deliveries/<int:delivery_id>/resend")
@@ -196,8 +215,14 @@ def resend(delivery_id: int):
         old_row = None
     rows_ = [r for r in (new_row, old_row) if r is not None]
     if request.headers.get("HX-Request"):
-        return render_template("logs/_rows.html", rows=rows_, queued=False, more_url=None,
-                               fresh=new.id, resendable=RESENDABLE)
+        return render_template(
+            "logs/_rows.html",
+            rows=rows_,
+            queued=False,
+            more_url=None,
+            fresh=new.id,
+            resendable=RESENDABLE,
+        )
     d = db.session.get(Delivery, delivery_id)
     args = {"account": d.account_id} if current_user.is_support else {}
     return redirect(url_for("logs.index", **args))
@@ -217,7 +242,10 @@ def _page(q: logs.LogQuery):
     if len(rows_) > logs.PAGE:
         last = page[-1]
         args = request.args.to_dict()
-        args["before"] = (encode_cursor(last.delivery.created_at, last.delivery.id) if queued
-                          else encode_cursor(last[0].started_at, last[0].id))
+        args["before"] = (
+            encode_cursor(last.delivery.created_at, last.delivery.id)
+            if queued
+            else encode_cursor(last[0].started_at, last[0].id)
+        )
         more_url = url_for("logs.rows", **args)
     return page, queued, more_url

@@ -1,4 +1,5 @@
 """Messages: send a test SMS through the simulated carrier, list messages, cancel queued ones."""
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
@@ -29,8 +30,9 @@ class SmsForm(FlaskForm):
     mobile = StringField("Mobile", default="0712345678")
     sender_id = StringField("Sender ID", default="TALKNTALK")
     message = TextAreaField("Message", default="Your OTP is 847291.")
-    simulate = SelectField("Simulated outcome", choices=OUTCOMES, default="delivered",
-                           validate_choice=False)
+    simulate = SelectField(
+        "Simulated outcome", choices=OUTCOMES, default="delivered", validate_choice=False
+    )
 
 
 @bp.route("", methods=["GET", "POST"])
@@ -43,9 +45,14 @@ def index():
             errors["account"] = "Choose the account to send from."
         elif form.validate_on_submit():
             try:
-                msg = service.send_sms(account_id, form.mobile.data, form.sender_id.data,
-                                       form.message.data, source="dashboard",
-                                       simulate=form.simulate.data or None)
+                msg = service.send_sms(
+                    account_id,
+                    form.mobile.data,
+                    form.sender_id.data,
+                    form.message.data,
+                    source="dashboard",
+                    simulate=form.simulate.data or None,
+                )
             except InvalidInput as exc:
                 errors = exc.fields
             else:
@@ -54,19 +61,23 @@ def index():
     for name, text in errors.items():
         field = getattr(form, name, None)
         if field is not None and hasattr(field, "errors"):
-            field.errors = list(field.errors) + [text]
+            field.errors = [*list(field.errors), text]
     items = queries.messages_for(account_id)
-    return render_template("messages/index.html", form=form, errors=errors, messages=items,
-                           fired=queries.message_events([m.id for m in items]),
-                           account_id=account_id), 422 if errors else 200
+    return render_template(
+        "messages/index.html",
+        form=form,
+        errors=errors,
+        messages=items,
+        fired=queries.message_events([m.id for m in items]),
+        account_id=account_id,
+    ), 422 if errors else 200
 
 
 @bp.post("/<int:message_id>/cancel")
 def cancel(message_id: int):
     msg = service.cancel_message(owner_scope(), message_id)
     if request.headers.get("HX-Request"):
-        return render_template("messages/_row.html", m=msg,
-                               fired=queries.message_events([msg.id]))
+        return render_template("messages/_row.html", m=msg, fired=queries.message_events([msg.id]))
     flash(f"Message {msg.id} cancelled.", "success")
     return redirect(url_for("messages.index", **_account_arg(msg.account_id)))
 

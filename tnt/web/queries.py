@@ -2,6 +2,7 @@
 
 The log itself (rows, filters, the chart, success rates) is read through tnt.logs.
 """
+
 from sqlalchemy import select
 
 from ..extensions import db
@@ -14,7 +15,8 @@ def message_events(message_ids: list[int]) -> dict[int, list[str]]:
         return {}
     out: dict[int, list[str]] = {}
     for mid, etype in db.session.execute(
-        select(Event.message_id, Event.type).where(Event.message_id.in_(message_ids))
+        select(Event.message_id, Event.type)
+        .where(Event.message_id.in_(message_ids))
         .order_by(Event.id)
     ):
         out.setdefault(mid, []).append(etype)
@@ -22,7 +24,9 @@ def message_events(message_ids: list[int]) -> dict[int, list[str]]:
 
 
 def messages_for(account_id: int | None, limit: int = 100) -> list[Message]:
-    query = select(Message).where(Message.is_test.is_(False)).order_by(Message.id.desc()).limit(limit)
+    query = (
+        select(Message).where(Message.is_test.is_(False)).order_by(Message.id.desc()).limit(limit)
+    )
     if account_id is not None:
         query = query.where(Message.account_id == account_id)
     return list(db.session.scalars(query))

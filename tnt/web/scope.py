@@ -1,4 +1,5 @@
 """Who sees what: a customer sees their account; support sees all, narrowed by ?account=."""
+
 from flask import abort, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
