@@ -19,6 +19,8 @@ import ipaddress
 import re
 import socket
 import threading
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 import idna
@@ -119,9 +121,13 @@ _GLOBAL = [
 _GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")  # all other IPv6 space is unallocated
 
 
-def _ranges(entries):
+# (version, first, last, prefixlen, kind): one row of a lookup table, as integers.
+_Range = tuple[int, int, int, int, str | None]
+
+
+def _ranges(entries: Iterable[tuple[str, str | None]]) -> list[_Range]:
     """(version, first, last, prefixlen, kind) as integers, longest prefix first."""
-    out = []
+    out: list[_Range] = []
     for text, kind in entries:
         net = ipaddress.ip_network(text)
         out.append(
@@ -154,7 +160,7 @@ class UnsafeURL(ValueError):
         self.kind = kind
 
 
-def _lookup(table, version: int, value: int):
+def _lookup(table: list[_Range], version: int, value: int) -> tuple[bool, str | None]:
     for v, first, last, _, kind in table:
         if v == version and first <= value <= last:
             return True, kind
@@ -278,14 +284,17 @@ def resolve_checked(host: str, port: int, *, allow_loopback: bool = False) -> li
     return ips
 
 
-def _getaddrinfo(host: str, port: int) -> list:
+_AddrInfo = list[tuple[Any, Any, int, str, tuple[Any, ...]]]
+
+
+def _getaddrinfo(host: str, port: int) -> _AddrInfo:
     """socket.getaddrinfo in a thread of its own, waited for at most LOOKUP_TIMEOUT."""
     if not _lookup_slots.acquire(blocking=False):
         raise UnsafeURL("Too many host name lookups are under way; try again in a minute.")
-    answer: list = []
+    answer: list[_AddrInfo] = []
     done = threading.Event()
 
-    def lookup():
+    def lookup() -> None:
         try:
             answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
         except (UnicodeError, OSError):  # socket.gaierror is an OSError

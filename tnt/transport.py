@@ -37,6 +37,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import pycurl
@@ -90,7 +91,16 @@ class _Failure(Exception):
 
 # --- the request: URL and headers, checked in the caller's thread -------------------------
 
-_Target = collections.namedtuple("_Target", "scheme host port url name")  # name: None for an IP
+
+class _Target(NamedTuple):
+    scheme: str
+    host: str
+    port: int
+    url: str
+    name: str | None  # None for an IP address
+
+
+_NO_TARGET = _Target("", "", 0, "", None)  # a job refused before it had one
 _HOST = re.compile(r"[a-z0-9._~!$&'()*+,;=-]+").fullmatch
 _AUTHORITY = re.compile(r"//([^/?#]*)")
 _PATH = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*").fullmatch
@@ -103,7 +113,8 @@ def _target(url: str) -> _Target:
     where needed. The URL handed to libcurl is rebuilt from these parts."""
     if not url[:8].lower().startswith(("http://", "https://")):
         raise _Failure("Invalid URL: use an http:// or https:// URL")
-    authority = _AUTHORITY.search(url)[1].rpartition("@")[2]
+    found = _AUTHORITY.search(url)
+    authority = found[1].rpartition("@")[2] if found else ""
     if not authority:
         raise _Failure("Invalid URL: No host specified.")
     try:
@@ -181,7 +192,16 @@ class _Job:
 
     __slots__ = ("body", "deadline", "done", "error", "headers", "started", "target", "waiting")
 
-    def __init__(self, target, body, headers, done, started, deadline, error=None):
+    def __init__(
+        self,
+        target: _Target,
+        body: bytes,
+        headers: list[bytes],
+        done: Done,
+        started: float,
+        deadline: float,
+        error: str | None = None,
+    ) -> None:
         self.target, self.body, self.headers, self.done = target, body, headers, done
         self.started, self.deadline, self.error = started, deadline, error
         self.waiting = False  # for a name lookup
@@ -255,7 +275,28 @@ class _Exchange:
         "truncated",
     )
 
-    def __init__(self, settings: Transport):
+    curl: pycurl.Curl
+    settings: Transport
+    job: _Job | None
+    code: int
+    expect_status: bool
+    in_body: bool
+    status: int | None
+    interim: int
+    lines: int
+    header_bytes: int
+    stored: int
+    fields: dict[str, str]
+    names: dict[str, str]
+    last: str | None
+    body: list[bytes]
+    body_len: int
+    truncated: bool
+    failure: str | None
+    refused: netguard.UnsafeURL | None
+    framing: int
+
+    def __init__(self, settings: Transport) -> None:
         self.settings = settings
         c = self.curl = pycurl.Curl()
         c.setopt(pycurl.NOSIGNAL, 1)
@@ -309,7 +350,7 @@ class _Exchange:
         self.failure = reason
         return 0  # any count but the one given aborts the transfer (CURLE_WRITE_ERROR)
 
-    def _header(self, line: bytes):
+    def _header(self, line: bytes) -> int | None:
         """Every response header line, 1xx blocks and trailers included: counted and capped;
         only the final response's headers are kept."""
         size = len(line)
@@ -375,7 +416,7 @@ class _Exchange:
             self.stored += len(new) - len(old)
         self.last = name
 
-    def _body(self, data: bytes):
+    def _body(self, data: bytes) -> int | None:
         room = self.settings.max_body - self.body_len
         if len(data) > room:
             if room > 0:
@@ -387,13 +428,13 @@ class _Exchange:
         self.body_len += len(data)
         return None
 
-    def _resolver_start(self, *args) -> int:
-        if self.job.target.name is None:
+    def _resolver_start(self, *args: object) -> int:
+        if self.job is None or self.job.target.name is None:
             return 0  # an IP address: libcurl "resolves" it without DNS
         log.warning("libcurl started a name lookup of its own; refused")
         return 1
 
-    def _open_socket(self, purpose, address):
+    def _open_socket(self, purpose: int, address: Any) -> int:
         """libcurl wants a socket to connect to `address`: the SSRF check, every time."""
         ip = address.addr[0]
         refusal = netguard.unsafe_address(ip, allow_loopback=self.settings.allow_loopback)
@@ -404,9 +445,17 @@ class _Exchange:
         log.debug("Connecting to %s port %s", ip, address.addr[1])
         return socket.socket(address.family, address.socktype, address.protocol).detach()
 
+    def carrying(self) -> _Job:
+        """The job under way: an exchange in the multi always has one."""
+        if self.job is None:
+            raise RuntimeError("no job under way")
+        return self.job
+
     def finish(self, code: int, message: str) -> Response:
         """The Response for this exchange, which is then forgotten."""
         job, body = self.job, b"".join(self.body)
+        if job is None:
+            raise RuntimeError("finish() without a job")
         error = None
         if code and not (code == pycurl.E_WRITE_ERROR and self.truncated and self.failure is None):
             error = self._reason(code, message)
@@ -418,7 +467,7 @@ class _Exchange:
             duration_ms=_ms_since(job.started),
             truncated=self.truncated,
         )
-        self.job = self.body = self.fields = self.names = None
+        self.job, self.body, self.fields, self.names = None, [], {}, {}
         self.refused = None
         return response
 
@@ -430,7 +479,7 @@ class _Exchange:
             return self.settings._timed_out
         if self.refused is not None and code == pycurl.E_COULDNT_CONNECT:
             refused = self.refused
-            article = "an" if refused.kind[0] in "aeiou" else "a"
+            article = "an" if (refused.kind or "x")[0] in "aeiou" else "a"
             return f"Refused: {refused.address} is {article} {refused.kind} address"
         if code == pycurl.E_COULDNT_CONNECT:
             errno = self.curl.getinfo(pycurl.OS_ERRNO)
@@ -438,7 +487,8 @@ class _Exchange:
                 return "Connection refused"
             return f"Connection failed: {os.strerror(errno)}" if errno else "Connection failed"
         if code == pycurl.E_COULDNT_RESOLVE_HOST:
-            return f"Could not resolve host {self.job.target.host}"
+            host = self.job.target.host if self.job is not None else "?"
+            return f"Could not resolve host {host}"
         if code in _TLS_CODES:
             cert = _TLS_CERT(message)
             return (
@@ -472,10 +522,13 @@ class _Exchange:
 # --- the event loop -----------------------------------------------------------------------
 
 
-def _start_thread(function, args) -> None:
+def _start_thread(function: Callable[..., None], args: tuple[Any, ...]) -> None:
     # Not threading.Thread.start(), which waits until the new thread runs: on a busy machine
     # that wait, on the loop thread, delayed everyone (25 lookups started at once: ~180 ms).
     _thread.start_new_thread(function, args)
+
+
+_Finished = tuple["_Job", Response]  # a job and its outcome, for done() after the turn
 
 
 class _Name:
@@ -483,7 +536,7 @@ class _Name:
 
     __slots__ = ("addresses", "fresh_until", "looking", "usable_until", "waiting")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.addresses: str | None = None  # "a,[b]" as CURLOPT_RESOLVE wants them
         self.fresh_until = self.usable_until = 0.0
         self.looking = False
@@ -494,10 +547,10 @@ class _Loop:
     """The per-process machinery: a CurlMulti, the thread that drives it, and name lookups.
     Everything but `put` runs on the loop thread."""
 
-    def __init__(self, settings: Transport):
+    def __init__(self, settings: Transport) -> None:
         self.settings = settings
         self.lock = threading.Lock()
-        self.inbox: list = []
+        self.inbox: list[_Job | tuple[str, str]] = []
         self.signalled = False
         self.stopping = False
         self.in_flight = 0
@@ -510,17 +563,17 @@ class _Loop:
         self.active: dict[pycurl.Curl, _Exchange] = {}
         self.spare: list[_Exchange] = []
         self.names: dict[str, _Name] = {}
-        self.deadlines: list = []  # (deadline, seq, job) of jobs waiting for a lookup
+        self.deadlines: list[tuple[float, int, _Job]] = []  # jobs waiting for a lookup
         self.seq = 0
         self.lookups = 0
         self.lookups_queued: collections.deque[str] = collections.deque()
         self.idle_since = time.monotonic()
-        self.finished: list = []
+        self.finished: list[_Finished] = []
         self.thread = threading.Thread(target=self._run, name="tnt-transport", daemon=True)
         _loops.add(self)
         self.thread.start()
 
-    def put(self, item) -> bool:
+    def put(self, item: _Job | tuple[str, str]) -> bool:
         """From any thread: hand the loop a job or a lookup result. False once stopping."""
         with self.lock:  # the eventfd is written and closed under the lock: never a stale fd
             if self.stopping:
@@ -538,7 +591,7 @@ class _Loop:
                 os.eventfd_write(self.wake, 1)
 
     # libcurl's callbacks
-    def _on_socket(self, what, fd, multi, socketp):
+    def _on_socket(self, what: int, fd: int, multi: object, socketp: object) -> None:
         selector = self.selector
         if what == pycurl.POLL_REMOVE or what == pycurl.POLL_NONE:
             with contextlib.suppress(KeyError, ValueError):
@@ -572,7 +625,7 @@ class _Loop:
         while True:
             events = self.selector.select(self._wait_time())
             with self.gate:
-                self.finished = finished = []
+                self.finished = finished = list[_Finished]()
                 try:
                     stopping = self._turn(events)
                 except Exception:
@@ -582,7 +635,7 @@ class _Loop:
             if stopping:
                 return
 
-    def _turn(self, events) -> bool:
+    def _turn(self, events: list[tuple[selectors.SelectorKey, int]]) -> bool:
         """One turn of the loop, under the gate: sockets, submissions, timers. True once stopped."""
         read, action = selectors.EVENT_READ, self._action
         for key, mask in events:
@@ -678,7 +731,9 @@ class _Loop:
             infos = []
         addresses = []
         for *_, sockaddr in infos:
-            ip = sockaddr[0].split("%", 1)[0]  # a scope is of no use: link-local is refused anyway
+            ip = str(sockaddr[0]).split("%", 1)[
+                0
+            ]  # a scope is no use: link-local is refused anyway
             text = f"[{ip}]" if ":" in ip else ip
             if text not in addresses:
                 addresses.append(text)
@@ -764,8 +819,9 @@ class _Loop:
             fd = curl.getinfo(pycurl.ACTIVESOCKET)
             if fd >= 0:
                 _shutdown(fd)
-        self.multi.remove_handle(curl)
-        job = exchange.job
+        if self.multi is not None:
+            self.multi.remove_handle(curl)
+        job = exchange.carrying()
         try:
             response = exchange.finish(code, message)
         except Exception:
@@ -800,8 +856,9 @@ class _Loop:
     def _shut_down(self) -> None:
         """close(): everything still in flight completes with an error."""
         for curl, exchange in list(self.active.items()):
-            self.multi.remove_handle(curl)
-            job = exchange.job
+            if self.multi is not None:
+                self.multi.remove_handle(curl)
+            job = exchange.carrying()
             exchange.finish(0, "")
             curl.close()
             self.finished.append((job, job.failed(_CLOSED)))
@@ -827,7 +884,7 @@ class _Loop:
             os.close(self.wake)
         _loops.discard(self)
 
-    def _call_back(self, finished: list) -> None:
+    def _call_back(self, finished: list[_Finished]) -> None:
         """done() for every finished job, outside the gate. A done that raises is logged."""
         if not finished:
             return
@@ -844,7 +901,7 @@ class _Loop:
 
 _loops: weakref.WeakSet[_Loop] = weakref.WeakSet()
 _transports: weakref.WeakSet[Transport] = weakref.WeakSet()
-_abandoned: list = []
+_abandoned: list[_Loop] = []
 
 
 def _before_fork() -> None:
@@ -917,7 +974,7 @@ class Transport:
         self.idle_timeout = idle_timeout
         self._timed_out = f"Timed out after {timeout:g} s"
         if ca_certs:
-            self._trust = (ca_certs, None)
+            self._trust: tuple[str | None, str | None] = (ca_certs, None)
         else:  # the system's bundle: the pycurl wheel's own OpenSSL doesn't know where it is
             paths = ssl.get_default_verify_paths()
             self._trust = (paths.cafile, paths.capath)
@@ -945,7 +1002,7 @@ class Transport:
                 raise _Failure("Refused: http is not allowed, use an https:// URL")
             job = _Job(target, body, _header_lines(headers), done, started, started + self.timeout)
         except _Failure as exc:
-            job = _Job(None, b"", [], done, started, started, error=str(exc))
+            job = _Job(_NO_TARGET, b"", [], done, started, started, error=str(exc))
         with self._lock:
             loop = None if self._closed else self._running_loop()
             if loop is not None:
