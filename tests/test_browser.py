@@ -1,29 +1,16 @@
 """End to end in a real browser: Debian's chromium driven by Playwright, the real app served
 over HTTP, a real RQ worker on real Redis and a real receiving server."""
 
-import os
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import insert, select, update
-from web_fixtures import PASSWORD
+from web_fixtures import PASSWORD, shot
 from web_fixtures import browser_sign_in as sign_in
 
 from tnt import accounts, delivery, endpoints
 from tnt.clock import utcnow
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery, Endpoint, Event
-
-# Screenshots go to a temporary folder; `TNT_SCREENSHOTS_DIR=docs/screenshots make test`
-# refreshes the README's pictures.
-SHOTS = Path(os.environ.get("TNT_SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "tnt-shots")
-
-
-def shot(page, name):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    # caret="initial": hiding the caret would inject a <style>, which the CSP (rightly) blocks.
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True, caret="initial")
 
 
 def expire_retry_wait():
@@ -240,21 +227,6 @@ def test_htmx_errors_are_shown_not_swallowed(page, people, receiver):
     expect(page.locator("#error-text")).to_contain_text("reload the page")
     db.session.expire_all()
     assert db.session.get(type(e), e.id).enabled
-
-
-def test_support_reads_the_system_page(page, people, receiver, work):
-    from playwright.sync_api import expect
-
-    endpoints.create(people.b.id, "http://127.0.0.1:9/refused", ["sms.delivered"], "Beta")
-    endpoints.send_test(endpoints.list_for(people.b.id)[0])
-    work()
-    sign_in(page, people.sam.email)
-    page.click("nav >> text=System")
-    expect(page.locator("#backlog")).to_contain_text("Retrying")
-    expect(page.locator("#failing")).to_contain_text("Beta")
-    expect(page.locator("#failing")).to_contain_text("Connection refused")
-    expect(page.locator("svg.chart")).to_be_visible()
-    shot(page, "system")
 
 
 def test_logs_rows_expand_and_fold_from_the_keyboard(page, people, receiver, work):

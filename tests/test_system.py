@@ -1,7 +1,7 @@
 """Operations: /metrics in Prometheus' format (scraped and parsed) and the System page."""
 
 from prometheus_client.parser import text_string_to_metric_families
-from web_fixtures import sign_in
+from web_fixtures import browser_sign_in, shot, sign_in
 from workers import wait_until
 
 from tnt import endpoints, messages, queue
@@ -94,3 +94,35 @@ def test_the_system_page_is_for_support_staff(app, people, client, receiver, wor
     assert "Beta" in failing and e.url in failing and "HTTP 503" in failing
     assert 'href="/system"' in client.get("/endpoints").get_data(as_text=True)
     assert queue.redis().ping()
+
+
+def test_the_system_page_in_a_browser(page, people, receiver, work, spawn):
+    from playwright.sync_api import expect
+
+    good = endpoints.create(people.a.id, receiver.url, ["sms.sent"])
+    for _ in range(3):
+        messages.send_sms(people.a.id, "0712345678", "ACME", "hi")
+    work()
+    endpoints.create(people.b.id, receiver.url, ["sms.sent"])
+    receiver.respond = [(503, b"down")]
+    messages.send_sms(people.b.id, "0712345678", "BETA", "hi")
+    work()
+    worker = spawn("beating")
+    browser_sign_in(page, people.sam.email)
+    page.click("nav >> text=System")
+    expect(page.locator("#backlog")).to_contain_text("Retrying")
+    # The worker's first heartbeat lands within a moment of its start.
+    wait_until(
+        lambda: page.reload() and "1 alive" in page.inner_text("#workers"), 20, "a worker", [worker]
+    )
+    failing = page.locator("#failing")
+    expect(failing).to_contain_text("Beta")
+    expect(failing).to_contain_text("HTTP 503")
+    expect(failing).not_to_contain_text("Acme")  # its endpoint answered 200
+    assert good.account_id == people.a.id
+    heights = page.eval_on_selector_all(
+        "svg.chart rect.bar-ok", "rs => rs.map(r => parseFloat(r.getAttribute('height')))"
+    )
+    assert len(heights) == 60 and max(heights) > 0  # this minute's successes are drawn
+    assert page.eval_on_selector("main", "m => m.scrollWidth <= m.clientWidth")  # no overflow
+    shot(page, "system")

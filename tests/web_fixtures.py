@@ -1,10 +1,24 @@
 """Helpers for the dashboard tests (the fixtures themselves live in conftest.py)."""
 
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from tnt import accounts
 
 PASSWORD = "correct-horse-1"
+
+# Screenshots go to a temporary folder; `TNT_SCREENSHOTS_DIR=docs/screenshots make test`
+# refreshes the README's pictures.
+SHOTS = Path(os.environ.get("TNT_SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "tnt-shots")
+
+
+def shot(page, name: str) -> None:
+    """A full-page screenshot of what the browser shows now, as SHOTS/<name>.png."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    # caret="initial": hiding the caret would inject a <style>, which the CSP (rightly) blocks.
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True, caret="initial")
 
 
 @dataclass
