@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 from web_fixtures import PASSWORD, sign_in
 
-from tnt import apikeys, create_app, crypto, endpoints
+from tnt import accounts, apikeys, create_app, crypto, endpoints
 from tnt.extensions import db
 from tnt.models import EVENTS, Delivery, Endpoint
 from tnt.security import HEADERS
@@ -534,3 +534,12 @@ def test_an_undecryptable_secret_fails_its_own_deliveries_only(app, account, rec
     attempt = db.session.scalars(select(Attempt).where(Attempt.delivery_id == failed.id)).one()
     assert failed.status == "retrying" and not attempt.ok
     assert "signing secret cannot be decrypted" in attempt.error
+
+
+def test_the_demo_refuses_production_before_creating_anyone(production):
+    from tnt import demo
+
+    result = production.test_cli_runner().invoke(args=["tnt", "demo"])
+    assert result.exit_code == 1 and "development only" in result.output
+    assert accounts.find_user(demo.CUSTOMER[0]) is None
+    assert accounts.find_user(demo.SUPPORT[0]) is None

@@ -163,6 +163,10 @@ def demo(receiver):
     """Create the demo account, its users and an endpoint (idempotent); print how to sign in."""
     from . import demo as demo_mod
 
+    if current_app.config["TNT_ENV"] != "development":
+        # Its users have published passwords: never create them where customers sign in.
+        raise click.ClickException("The demo is for development only (TNT_ENV=development).")
+
     for line in demo_mod.seed(receiver):
         click.echo(line)
 
