@@ -235,6 +235,80 @@ def other(app):
     return {"account": acct, "message": msg.id, "endpoint": ep.id, "delivery": d.id}
 
 
+# The dashboard as a signed-in user, and a real SMTP server. ----------------------------------------
+
+
+@pytest.fixture
+def signed_in(app):
+    """signed_in(user) -> a test client signed in as that user (CSRF checks off; the CSRF tests
+    have their own clients)."""
+    from web_fixtures import sign_in
+
+    app.config["WTF_CSRF_ENABLED"] = False
+
+    def sign(user, **environ):
+        client = app.test_client()
+        client.environ_base.update(environ)
+        assert sign_in(client, user.email).status_code == 302
+        return client
+
+    return sign
+
+
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it accepts; with
+    `login`, it offers AUTH (over plain SMTP: a test server) and takes only that user."""
+
+    def __init__(self, login: tuple[str, str] | None = None):
+        import email
+        import email.policy
+        import socket
+
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        self.messages = queue_mod.Queue()
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+                outer.messages.put((envelope.rcpt_tos, message))
+                return "250 OK"
+
+        def authenticate(server, session, envelope, mechanism, auth_data):
+            ok = (auth_data.login.decode(), auth_data.password.decode()) == login
+            return AuthResult(success=ok)
+
+        with socket.socket() as s:  # aiosmtpd's controller needs a port number up front
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        options = {"authenticator": authenticate, "auth_require_tls": False} if login else {}
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port, **options)
+        self.controller.start()
+        credentials = f"{login[0]}:{login[1]}@" if login else ""
+        self.url = f"smtp://{credentials}127.0.0.1:{port}"
+
+    def received(self) -> list:
+        out = []
+        while not self.messages.empty():
+            out.append(self.messages.get())
+        return out
+
+    def stop(self):
+        self.controller.stop()
+
+
+@pytest.fixture
+def mailbox(app, request):
+    """A real SMTP server the app sends through (TNT_SMTP_URL). Parametrize it indirectly with
+    (user, password) for one that wants a login."""
+    box = Mailbox(login=getattr(request, "param", None))
+    app.config["TNT_SMTP_URL"] = box.url
+    yield box
+    box.stop()
+
+
 # Real worker processes and a receiver that counts what they send. -------------------------------
 
 

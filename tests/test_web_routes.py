@@ -485,7 +485,7 @@ def test_the_detail_shows_the_signature_that_was_sent_not_todays(alice, endpoint
     work()
     (request,) = receiver.received()
     sent = request["headers"]["X-TalkNTalk-Signature"]
-    endpoints.set_secret(endpoint, endpoints.generate_secret())  # rotated since
+    endpoints.rotate_secret(endpoint)  # rotated since
     attempt = db.session.scalars(select(Attempt)).one()
     page = text(alice.get(f"/logs/attempts/{attempt.id}", headers=HX))
     assert f"<dt>X-TalkNTalk-Signature</dt><dd>{sent}</dd>" in page

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from . import audit
 from .clock import utcnow
 from .errors import InvalidInput, NotFound
 from .extensions import db
@@ -39,6 +40,8 @@ def create(account_id: int, name: str, *, created_by: int | None = None) -> tupl
         created_by_id=created_by,
     )
     db.session.add(key)
+    db.session.flush()
+    _record(audit.Action.API_KEY_CREATE, key)
     db.session.commit()
     return key, raw
 
@@ -63,8 +66,18 @@ def revoke(account_id: int | None, key_id: int) -> ApiKey:
     key = get(account_id, key_id)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        _record(audit.Action.API_KEY_REVOKE, key)
         db.session.commit()
     return key
+
+
+def _record(action: audit.Action, key: ApiKey) -> None:
+    audit.record(
+        action,
+        key.account_id,
+        target=("api_key", key.id),
+        details={"name": key.name, "prefix": key.prefix},
+    )
 
 
 def authenticate(raw: str | None) -> ApiKey | None:

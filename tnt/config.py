@@ -3,6 +3,7 @@
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = Path(os.environ.get("TNT_INSTANCE_PATH", ROOT / "instance"))
@@ -35,6 +36,9 @@ def from_env(env=os.environ) -> dict:
             "SECRET_KEY must be set in production (TNT_ENV unset or production); "
             "for local development set TNT_ENV=development (make run does)"
         )
+    smtp_url = env.get("TNT_SMTP_URL") or None
+    if smtp_url and urlsplit(smtp_url).scheme not in ("smtp", "smtp+starttls", "smtps"):
+        raise RuntimeError("TNT_SMTP_URL must start with smtp://, smtp+starttls:// or smtps://")
     return {
         "TNT_ENV": mode,
         "SECRET_KEY": secret_key or _dev_secret_key(),
@@ -68,6 +72,10 @@ def from_env(env=os.environ) -> dict:
         "TNT_DLR_SECRET": env.get("TNT_DLR_SECRET"),  # unset: carrier reports are refused
         "TNT_METRICS_TOKEN": env.get("TNT_METRICS_TOKEN"),  # unset: /metrics is off (404)
         "TNT_SIMULATED_DLR_DELAY": float(env.get("TNT_SIMULATED_DLR_DELAY", "2")),
+        # Email (tnt.mail): smtp://host:port, smtp+starttls://user:pass@host:587 or
+        # smtps://user:pass@host:465. Unset: notices are logged by the worker, not sent.
+        "TNT_SMTP_URL": smtp_url,
+        "TNT_MAIL_FROM": env.get("TNT_MAIL_FROM") or "TalkNTalk Webhooks <webhooks@localhost>",
     }
 
 

@@ -5,11 +5,11 @@ again and lets the delivery engine send them, so the database stays the truth an
 covers a lost kick.
 """
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 from sqlalchemy import select, update
 
-from . import queue
+from . import audit, queue
 from .clock import utcnow
 from .errors import NotFound
 from .extensions import db
@@ -68,7 +68,19 @@ def queue_resend(q: LogQuery, requested_by: int | None = None) -> int:
         ),
         execution_options={"synchronize_session": False},
     )
+    if result.rowcount:
+        audit.record(
+            audit.Action.DELIVERY_BULK_RESEND,
+            q.scope.account_id,
+            details={"queued": result.rowcount, "filters": _filters(q)},
+        )
     db.session.commit()
     if result.rowcount:
         queue.kick()
     return result.rowcount
+
+
+def _filters(q: LogQuery) -> dict:
+    """The filters a bulk resend was given, as JSON (for its audit entry)."""
+    out = {k: v for k, v in asdict(q).items() if k not in ("scope", "status") and v is not None}
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in out.items()}

@@ -6,7 +6,8 @@ import secrets as _secrets
 from flask import current_app
 from sqlalchemy import select
 
-from . import delivery, events, netguard, queue
+from . import audit, delivery, events, netguard, queue
+from .audit import Action
 from .clock import utcnow
 from .errors import InvalidInput, NotFound
 from .extensions import db
@@ -87,6 +88,16 @@ def create(
     fields = validate(url, events_, description, secret)
     endpoint = Endpoint(account_id=account_id, enabled=enabled, **fields)
     db.session.add(endpoint)
+    db.session.flush()
+    _record(
+        Action.ENDPOINT_CREATE,
+        endpoint,
+        url=endpoint.url,
+        events=endpoint.event_list,
+        description=endpoint.description,
+        signed=bool(endpoint.secret),
+        enabled=enabled,
+    )
     db.session.commit()
     return endpoint
 
@@ -98,21 +109,74 @@ def update(
     description: str = "",
     secret: str | None = None,
 ) -> Endpoint:
-    """Edit; secret None leaves it as it is, "" clears it."""
+    """Edit; secret None leaves it as it is, "" clears it.
+
+    The audit entry names each changed field (the URL as before and after; of the secret only
+    whether it was set, replaced or removed). When support staff change the URL, the account's
+    users are emailed after commit (tnt.mail): signed webhooks then go somewhere new.
+    """
     fields = validate(url, events_, description, secret)
+    details = _changes(endpoint, fields)
     for key, value in fields.items():
         setattr(endpoint, key, value)
+    if not details["changed"]:
+        db.session.commit()
+        return endpoint
+    notify = "url" in details["changed"] and audit.acted_as_support()
+    if notify:
+        details["notice"] = "queued"  # tnt.mail adds `notified` when the job has run
+    entry = _record(Action.ENDPOINT_EDIT, endpoint, **details)
+    db.session.commit()
+    if notify:
+        from . import mail
+
+        mail.queue_url_change_notice(entry.id)
+    return endpoint
+
+
+def _changes(endpoint: Endpoint, fields: dict) -> dict:
+    """What an edit changes, as audit details: the secret as set/replaced/removed, never its
+    value."""
+    changed = [k for k, v in fields.items() if getattr(endpoint, k) != v]
+    details: dict = {"changed": changed, "url": {"before": endpoint.url, "after": fields["url"]}}
+    if "events" in changed:
+        details["events"] = {"before": endpoint.event_list, "after": fields["events"].split()}
+    if "description" in changed:
+        details["description"] = {"before": endpoint.description, "after": fields["description"]}
+    if "secret" in changed:
+        details["secret"] = (
+            "removed" if not fields["secret"] else "replaced" if endpoint.secret else "set"
+        )
+    return details
+
+
+def rotate_secret(endpoint: Endpoint) -> Endpoint:
+    """Replace the signing secret with a new generated one."""
+    endpoint.secret = generate_secret()
+    _record(Action.ENDPOINT_SECRET_ROTATE, endpoint)
     db.session.commit()
     return endpoint
 
 
-def set_secret(endpoint: Endpoint, secret: str | None) -> Endpoint:
-    endpoint.secret = secret
+def clear_secret(endpoint: Endpoint) -> Endpoint:
+    """Sign no more requests."""
+    if endpoint.secret is not None:
+        endpoint.secret = None
+        _record(Action.ENDPOINT_SECRET_CLEAR, endpoint)
     db.session.commit()
     return endpoint
+
+
+def secret_shown(endpoint: Endpoint, via: str) -> None:
+    """Record that the endpoint's secret was sent to someone (never what it is)."""
+    if endpoint.secret:
+        _record(Action.ENDPOINT_SECRET_REVEAL, endpoint, via=via)
+        db.session.commit()
 
 
 def set_enabled(endpoint: Endpoint, enabled: bool) -> Endpoint:
+    if endpoint.enabled != enabled:
+        _record(Action.ENDPOINT_ENABLE if enabled else Action.ENDPOINT_DISABLE, endpoint)
     endpoint.enabled = enabled
     if not enabled:
         delivery.end_pending(endpoint.id, "Endpoint disabled; pending attempts stopped.")
@@ -125,6 +189,7 @@ def delete(endpoint: Endpoint) -> None:
     endpoint.deleted_at = utcnow()
     endpoint.enabled = False
     delivery.end_pending(endpoint.id, "Endpoint deleted; pending attempts stopped.")
+    _record(Action.ENDPOINT_DELETE, endpoint, url=endpoint.url)
     db.session.commit()
 
 
@@ -135,6 +200,8 @@ def send_test(
     if event_type not in EVENTS:
         raise InvalidInput({"event": "Unknown event."})
     d = events.fire_test(endpoint, event_type, source)
+    db.session.flush()
+    _record(Action.ENDPOINT_TEST, endpoint, event=event_type, delivery_id=d.id)
     db.session.commit()
     queue.kick()
     return d
@@ -145,3 +212,9 @@ def list_for(account_id: int | None) -> list[Endpoint]:
     if account_id is not None:
         query = query.where(Endpoint.account_id == account_id)
     return list(db.session.scalars(query))
+
+
+def _record(action: Action, endpoint: Endpoint, **details):
+    return audit.record(
+        action, endpoint.account_id, target=("endpoint", endpoint.id), details=details
+    )

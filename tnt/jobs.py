@@ -11,7 +11,7 @@ import logging
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from . import delivery, messages
+from . import delivery, mail, messages
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -64,3 +64,9 @@ def submit_message(message_id: int) -> None:
 def report_delivery(message_id: int, status: str) -> None:
     """The simulated carrier's delivery report."""
     messages.record_delivery_report(message_id, status)
+
+
+@_job
+def notify_url_change(audit_entry_id: int) -> None:
+    """Email an account's users that support changed an endpoint's URL (tnt.mail)."""
+    mail.notify_url_change(audit_entry_id)

@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, false
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .clock import utcnow
@@ -212,3 +212,34 @@ class ApiKey(db.Model):
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+class AuditEntry(db.Model):
+    """One change, or a sign-in: what was done, to what, by whom, when and from where.
+
+    `actor` is a label written when the entry is made ("alice@acme.test", "API key billing
+    (tnt_a1b2c3d4…)", "cli"), so the entry reads the same after the key is revoked or the user
+    removed; `user_id` / `api_key_id` are kept as plain numbers, not foreign keys, for the same
+    reason. `details` never holds a secret (tnt.audit). Written in the transaction of the change.
+    """
+
+    __tablename__ = "audit_entry"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # None: an entry of no account (a support user's own sign-in); support staff see those.
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    action: Mapped[str] = mapped_column(String(40))  # tnt.audit.Action
+    actor_type: Mapped[str] = mapped_column(String(8))  # tnt.audit.ActorType
+    actor: Mapped[str] = mapped_column(String(300))
+    user_id: Mapped[int | None] = mapped_column()
+    api_key_id: Mapped[int | None] = mapped_column()
+    address: Mapped[str | None] = mapped_column(String(45))  # request.remote_addr
+    target_type: Mapped[str | None] = mapped_column(String(16))  # endpoint | api_key | delivery
+    target_id: Mapped[int | None] = mapped_column()
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    # The one index: an account's entries newest first, paged by id (a B-tree is read backwards
+    # as well as forwards, so no DESC column is needed). Support's "all accounts" pages by the
+    # primary key.
+    __table_args__ = (Index("ix_audit_entry_account_id", "account_id", "id"),)

@@ -14,6 +14,7 @@ def register(app) -> None:
 
     from ..extensions import csrf
     from . import (  # noqa: F401
+        audit,
         core,
         dashboard,
         deliveries,

@@ -104,14 +104,14 @@ def set_endpoint_secret(body, endpoint_id):
 @bp.response(200, schemas.Endpoint)
 def rotate_endpoint_secret(endpoint_id):
     """Rotate endpoint secret"""
-    return endpoints.set_secret(_endpoint(endpoint_id), endpoints.generate_secret())
+    return endpoints.rotate_secret(_endpoint(endpoint_id))
 
 
 @bp.delete("/endpoints/<int:endpoint_id>/secret", tags=["endpoints"])
 @bp.response(200, schemas.Endpoint)
 def clear_endpoint_secret(endpoint_id):
     """Clear endpoint secret"""
-    return endpoints.set_secret(_endpoint(endpoint_id), None)
+    return endpoints.clear_secret(_endpoint(endpoint_id))
 
 
 @bp.post("/endpoints/<int:endpoint_id>/test", tags=["endpoints"])

@@ -24,6 +24,7 @@ from marshmallow import (
 )
 
 from .. import MAX_ID
+from ..audit import Action, ActorType
 from ..clock import NAIROBI, nairobi_iso
 from ..logs import STATUSES as DELIVERY_STATUSES
 from ..models import EVENTS
@@ -391,6 +392,10 @@ class DeliveryQuery(Paging, BulkResendInput):
     status = Choice(DELIVERY_STATUSES)
 
 
+class AuditQuery(Paging):
+    """Paging only: a key reads its own account's entries."""
+
+
 # --- responses ------------------------------------------------------------------------------
 
 
@@ -519,6 +524,40 @@ def _headers(stored: str | None) -> dict:
 class DeliveryDetail(Delivery):
     payload = fields.Nested(WebhookPayload)
     attempts = fields.List(fields.Nested(Attempt))
+
+
+@answer
+class AuditEntry(Schema):
+    """One change (or sign-in) in the account."""
+
+    id = fields.Integer()
+    at = Time(metadata={"format": "date-time"})
+    action = _enum(tuple(Action))
+    actor = fields.String(
+        metadata={
+            "description": "Who: a user's email, `API key <name> (<prefix>…)`, `cli`, or "
+            "`not signed in` (a failed sign-in), as it was when the entry was made."
+        }
+    )
+    actor_type = _enum(tuple(ActorType))
+    address = _nullable(fields.String, metadata={"description": "The client's IP address."})
+    target_type = _nullable(
+        fields.String, metadata={"description": "endpoint, api_key, delivery or user."}
+    )
+    target_id = _nullable(fields.Integer)
+    details = fields.Dict(
+        keys=fields.String(),
+        metadata={
+            "description": "What changed (an edit: each field before and after). Never a "
+            "secret's value."
+        },
+    )
+
+
+@answer
+class AuditPage(Schema):
+    data = fields.List(fields.Nested(AuditEntry))
+    next_cursor = _nullable(fields.String)
 
 
 @answer

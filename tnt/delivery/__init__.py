@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from flask import current_app
 
-from .. import queue
+from .. import audit, queue
 from ..clock import utcnow
 from ..errors import Conflict, NotFound
 from ..extensions import db
@@ -59,6 +59,7 @@ def resend(delivery_id: int, *, account_id: int | None, requested_by: int | None
         raise NotFound("No such delivery.")
     if not delivery.endpoint.active:
         raise Conflict("Its endpoint is disabled or deleted; enable it to resend.")
+    account, endpoint_id = delivery.account_id, delivery.endpoint_id
     s = settings()
     conn = db.session.connection()
     items = claiming.claim(conn, s, 1, [delivery_id], due_only=False)
@@ -79,6 +80,13 @@ def resend(delivery_id: int, *, account_id: int | None, requested_by: int | None
     recorded = recording.record(
         db.session.connection(),
         [Answer(o, started, response, manual=True, requested_by=requested_by)],
+    )
+    # In the attempt's transaction: a resend that was made is never missing from the trail.
+    audit.record(
+        audit.Action.DELIVERY_RESEND,
+        account,
+        target=("delivery", delivery_id),
+        details={"endpoint_id": endpoint_id, "ok": response.ok},
     )
     db.session.commit()
     recording.after_commit(recorded)

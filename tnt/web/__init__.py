@@ -14,9 +14,9 @@ from ..extensions import login_manager
 
 def register(app) -> None:
     """Attach the dashboard's blueprints, login manager hooks and error handlers."""
-    from . import auth, endpoints, logs, messages, scope, system
+    from . import audit, auth, endpoints, logs, messages, scope, system
 
-    for module in (auth, endpoints, logs, messages, system):
+    for module in (auth, endpoints, logs, messages, system, audit):
         app.register_blueprint(module.bp)
 
     login_manager.login_view = "auth.login"

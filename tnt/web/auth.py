@@ -8,7 +8,8 @@ from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 
-from .. import accounts
+from .. import accounts, audit
+from ..extensions import db
 
 bp = Blueprint("auth", __name__)
 
@@ -40,6 +41,7 @@ def login():
         else:
             user = accounts.authenticate(email, form.password.data)
             if user is None:
+                _record_failure(email)
                 wait = accounts.login_failed(email, ip)
                 form.password.errors.append(
                     "Wrong email or password." + (f" Try again in {_span(wait)}." if wait else "")
@@ -47,6 +49,13 @@ def login():
                 status = 429 if wait else 401
             else:
                 accounts.login_succeeded(email, ip)
+                audit.record(
+                    audit.Action.SIGN_IN,
+                    user.account_id,
+                    target=("user", user.id),
+                    actor=audit.Actor.user(user),
+                )
+                db.session.commit()
                 login_user(user)
                 return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form), status
@@ -59,6 +68,22 @@ def logout():
     logout_user()
     flash("Signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+def _record_failure(email: str) -> None:
+    """A wrong password for a known user goes into its account's trail (for security review).
+    Unknown emails are not recorded, nor are attempts refused by throttling (which bounds how
+    many entries an attacker can cause: tnt.accounts' limits)."""
+    user = accounts.find_user(email)
+    if user is not None:
+        audit.record(
+            audit.Action.SIGN_IN_FAILED,
+            user.account_id,
+            target=("user", user.id),
+            details={"email": user.email},
+            actor=audit.Actor.visitor(),
+        )
+        db.session.commit()
 
 
 def _span(seconds: int) -> str:

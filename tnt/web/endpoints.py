@@ -82,6 +82,8 @@ def edit(endpoint_id: int):
     form = EndpointForm(obj=endpoint)
     chosen = request.form.getlist("events") if request.method == "POST" else endpoint.event_list
     errors: dict[str, str] = {}
+    if request.method == "GET" and not _hides_secret(endpoint):
+        service.secret_shown(endpoint, via="dashboard edit form")  # the form carries it
     if form.validate_on_submit():
         # Secrets are shown to their owner only: support edits leave the secret as it is.
         secret = None if _hides_secret(endpoint) else (form.secret.data or "")

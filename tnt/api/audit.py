@@ -1,0 +1,20 @@
+"""/api/v1/audit: the key's account's audit trail, newest first (tnt.audit)."""
+
+from .. import audit
+from ..logs import Scope
+from . import schemas
+from .core import account_id, before_id, bp, page
+
+
+@bp.get("/audit", tags=["audit"])
+@bp.arguments(schemas.AuditQuery, location="query")
+@bp.response(200, schemas.AuditPage)
+def list_audit_entries(args):
+    """List audit entries
+
+    Who changed what in this account (endpoints, their secrets, API keys, resends, sign-ins),
+    when and from which address.
+    """
+    cursor, limit = args.pop("cursor", None), args.pop("limit", 50)
+    rows = audit.entries(Scope.account(account_id()), before_id=before_id(cursor), limit=limit)
+    return page(rows, limit)
