@@ -40,7 +40,7 @@ class Action(StrEnum):
     DELIVERY_RESEND = "delivery.resend"
     DELIVERY_BULK_RESEND = "delivery.bulk_resend"
     SIGN_IN = "user.sign_in"
-    SIGN_IN_FAILED = "user.sign_in_failed"  # a wrong password for a known user
+    SIGN_IN_FAILED = "user.sign_in_failed"  # a wrong password, or an unknown email
 
     @property
     def label(self) -> str:

@@ -71,19 +71,20 @@ def logout():
 
 
 def _record_failure(email: str) -> None:
-    """A wrong password for a known user goes into its account's trail (for security review).
-    Unknown emails are not recorded, nor are attempts refused by throttling (which bounds how
-    many entries an attacker can cause: tnt.accounts' limits)."""
+    """A wrong password goes into the trail (for security review): a known user's into its
+    account's, an unknown email's into the trail only support staff read. Both cost the same
+    write, so the time an answer takes still says nothing of whether the email exists.
+    Attempts refused by throttling are not recorded: tnt.accounts' limits bound the entries
+    an attacker can cause."""
     user = accounts.find_user(email)
-    if user is not None:
-        audit.record(
-            audit.Action.SIGN_IN_FAILED,
-            user.account_id,
-            target=("user", user.id),
-            details={"email": user.email},
-            actor=audit.Actor.visitor(),
-        )
-        db.session.commit()
+    audit.record(
+        audit.Action.SIGN_IN_FAILED,
+        user.account_id if user else None,
+        target=("user", user.id) if user else None,
+        details={"email": user.email if user else email[:254]},
+        actor=audit.Actor.visitor(),
+    )
+    db.session.commit()
 
 
 def _span(seconds: int) -> str:
