@@ -102,7 +102,11 @@
         input.type = "text"; input.select(); document.execCommand("copy"); done();
       }
     } else if (action === "clear") {
+      // Empty now means "no secret", not "keep the one it has" (tnt/web/endpoints.py).
+      var kept = document.querySelector("#secret-field input[name=secret_kept]");
+      if (kept) kept.remove();
       input.value = "";
+      input.placeholder = "No secret: requests are not signed";
       input.focus();
     }
   });

@@ -43,7 +43,8 @@ def test_an_endpoints_life_in_the_dashboard(people, receiver, signed_in, work):
         )
         assert resp.status_code == 302
         (e,) = endpoints.list_for(people.a.id)
-        assert alice.get(f"/endpoints/{e.id}/edit").status_code == 200  # it carries the secret
+        assert alice.get(f"/endpoints/{e.id}/edit").status_code == 200  # no secret in it
+        assert SECRET in alice.post(f"/endpoints/{e.id}/secret").get_data(as_text=True)
         alice.post(
             f"/endpoints/{e.id}/edit",
             data={"url": receiver.url + "/v2", "events": ["sms.sent", "sms.failed"], "secret": ""},

@@ -419,3 +419,27 @@ def test_narrower_screens_scroll_a_table_inside_its_card_never_the_page(page, pe
                 width,
                 path,
             )
+
+
+def test_the_edit_form_reveals_keeps_and_clears_a_secret(page, people, receiver):
+    from playwright.sync_api import expect
+
+    e = endpoints.create(people.a.id, receiver.url, ["sms.sent"], secret="whsec_browser_secret")
+    sign_in(page, people.alice.email)
+    page.goto(f"/endpoints/{e.id}/edit")
+    assert "whsec_browser_secret" not in page.content()
+    page.fill("#description", "kept")
+    page.click("button:has-text('Save endpoint')")
+    page.wait_for_url(f"**/endpoints/{e.id}")
+    db.session.refresh(e)
+    assert (e.description, e.secret) == ("kept", "whsec_browser_secret")
+
+    page.goto(f"/endpoints/{e.id}/edit")
+    page.click("#secret-field button:has-text('Reveal')")
+    expect(page.locator("#secret")).to_have_value("whsec_browser_secret")
+    expect(page.locator("#secret")).to_have_attribute("type", "text")
+    page.click("[data-secret=clear]")
+    page.click("button:has-text('Save endpoint')")
+    page.wait_for_url(f"**/endpoints/{e.id}")
+    db.session.refresh(e)
+    assert e.secret is None

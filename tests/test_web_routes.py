@@ -817,6 +817,7 @@ def test_support_resend_records_who_did_it(web, people, receiver):
     # Support never sees a customer's signing secret.
     page = text(web.get(f"/endpoints/{e.id}/edit"))
     assert "whsec_beta_secret" not in page and "shown to the account" in page
+    assert web.post(f"/endpoints/{e.id}/secret", headers=HX).status_code == 403
 
 
 def test_support_must_choose_an_account_to_send_an_sms(web, people):
@@ -890,3 +891,26 @@ def test_throttling_sees_the_client_behind_the_configured_number_of_proxies(app,
     assert attempt("203.0.113.7").status_code == 429
     # Alice, from her own address, is locked out only if the app cannot tell her apart.
     assert attempt("198.51.100.20", PASSWORD).status_code == (429 if hops == 0 else 302)
+
+
+def test_the_edit_form_keeps_a_secret_out_of_the_page_until_revealed(alice, people, receiver):
+    e = endpoints.create(people.a.id, receiver.url, ["sms.sent"], secret="whsec_kept_secret")
+    page = text(alice.get(f"/endpoints/{e.id}/edit"))
+    assert "whsec_kept_secret" not in page and 'name="secret_kept"' in page
+    # Saved with the field left empty: the secret stays.
+    form = {"url": receiver.url, "events": ["sms.sent"], "description": "x", "secret": ""}
+    assert (
+        alice.post(f"/endpoints/{e.id}/edit", data={**form, "secret_kept": "1"}).status_code == 302
+    )
+    db.session.refresh(e)
+    assert (e.description, e.secret) == ("x", "whsec_kept_secret")
+    # Reveal is a POST that answers the field, filled in and shown.
+    field = text(alice.post(f"/endpoints/{e.id}/secret", headers=HX))
+    assert 'type="text" value="whsec_kept_secret"' in field and "secret_kept" not in field
+    # A form error keeps the field's meaning: still empty, still "keep".
+    resp = alice.post(f"/endpoints/{e.id}/edit", data={**form, "url": "nope", "secret_kept": "1"})
+    assert resp.status_code == 422 and 'name="secret_kept"' in text(resp)
+    # Without secret_kept (Clear removed it), empty means no secret.
+    assert alice.post(f"/endpoints/{e.id}/edit", data=form).status_code == 302
+    db.session.refresh(e)
+    assert e.secret is None

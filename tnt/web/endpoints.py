@@ -1,7 +1,7 @@
 """Webhooks -> Endpoints: list, an endpoint's page, create, edit, toggle, delete, send a test
 event."""
 
-from flask import Blueprint, flash, redirect, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import StringField
@@ -82,11 +82,14 @@ def edit(endpoint_id: int):
     form = EndpointForm(obj=endpoint)
     chosen = request.form.getlist("events") if request.method == "POST" else endpoint.event_list
     errors: dict[str, str] = {}
-    if request.method == "GET" and not _hides_secret(endpoint):
-        service.secret_shown(endpoint, via="dashboard edit form")  # the form carries it
+    if request.method == "GET":
+        form.secret.data = ""  # never in the page: Reveal asks for it (reveal_secret)
     if form.validate_on_submit():
-        # Secrets are shown to their owner only: support edits leave the secret as it is.
-        secret = None if _hides_secret(endpoint) else (form.secret.data or "")
+        secret = form.secret.data or ""
+        # Secrets are shown to their owner only: support edits leave the secret as it is, and
+        # so does an owner's form whose field was left empty while it held one (secret_kept).
+        if _hides_secret(endpoint) or (not secret and request.form.get("secret_kept")):
+            secret = None
         try:
             service.update(endpoint, form.url.data, chosen, form.description.data, secret)
         except InvalidInput as exc:
@@ -95,6 +98,18 @@ def edit(endpoint_id: int):
             flash("Endpoint saved.", "success")
             return _go(_page_url(endpoint))
     return _form(form, endpoint, chosen, errors, endpoint.account_id)
+
+
+@bp.post("/<int:endpoint_id>/secret")
+def reveal_secret(endpoint_id: int):
+    """The secret field, filled in and shown: for the account's own users, and recorded."""
+    endpoint = service.get(owner_scope(), endpoint_id)
+    if _hides_secret(endpoint):
+        abort(403, "Secrets are shown to the account's own users only.")
+    service.secret_shown(endpoint, via="dashboard")
+    return render_template(
+        "endpoints/_secret.html", secret=endpoint.secret or "", revealed=True, errors={}
+    )
 
 
 @bp.get("/generate-secret")
@@ -155,6 +170,14 @@ def _form(form, endpoint, chosen, errors, account_id):
         errors=errors,
         account_id=account_id,
         show_secret=endpoint is None or not _hides_secret(endpoint),
+        # An owner editing an endpoint that has a secret: the field starts empty and means "keep".
+        secret_kept=bool(
+            endpoint is not None
+            and endpoint.secret
+            and not _hides_secret(endpoint)
+            and not form.secret.data
+            and (request.method == "GET" or request.form.get("secret_kept"))
+        ),
     ), status
 
 
