@@ -3,7 +3,7 @@ from payloads import assert_webhook
 from sqlalchemy import select
 
 from tnt.extensions import db
-from tnt.models import EVENTS, Delivery, Endpoint
+from tnt.models import EVENTS, AuditEntry, Delivery, Endpoint
 
 
 def _create(api, url, **extra):
@@ -107,18 +107,25 @@ def test_enable_disable_and_secret(api, receiver):
     assert_error(api.put(f"/api/v1/endpoints/{ep['id']}/secret", json={}), 422)
     rotated = api.post(f"/api/v1/endpoints/{ep['id']}/secret/rotate").get_json()
     assert rotated["secret"].startswith("whsec_") and rotated["has_secret"]
-    cleared = api.delete(f"/api/v1/endpoints/{ep['id']}/secret").get_json()
-    assert cleared["secret"] is None and not cleared["has_secret"]
+    # Endpoints are answered without their secret; reading it is a call of its own, audited.
+    assert "secret" not in api.get(f"/api/v1/endpoints/{ep['id']}").get_json()
+    assert "secret" not in api.get("/api/v1/endpoints").get_json()["data"][0]
+    revealed = api.get(f"/api/v1/endpoints/{ep['id']}/secret").get_json()
+    assert revealed == {"secret": rotated["secret"]}
     assert (
-        api.patch(f"/api/v1/endpoints/{ep['id']}", json={"secret": "another-one"}).get_json()[
-            "secret"
+        db.session.scalars(select(AuditEntry.action).where(AuditEntry.target_id == ep["id"])).all()[
+            -1
         ]
-        == "another-one"
+        == "endpoint.secret_reveal"
     )
-    assert (
-        api.patch(f"/api/v1/endpoints/{ep['id']}", json={"secret": None}).get_json()["secret"]
-        is None
-    )
+    cleared = api.delete(f"/api/v1/endpoints/{ep['id']}/secret").get_json()
+    assert "secret" not in cleared and not cleared["has_secret"]
+    assert api.get(f"/api/v1/endpoints/{ep['id']}/secret").get_json() == {"secret": None}
+    patched = api.patch(f"/api/v1/endpoints/{ep['id']}", json={"secret": "another-one"})
+    assert patched.get_json()["has_secret"]
+    assert api.get(f"/api/v1/endpoints/{ep['id']}/secret").get_json()["secret"] == "another-one"
+    patched = api.patch(f"/api/v1/endpoints/{ep['id']}", json={"secret": None})
+    assert not patched.get_json()["has_secret"]
 
 
 def test_send_test_event_reaches_the_receiver_signed(api, receiver, work):

@@ -91,9 +91,21 @@ def disable_endpoint(endpoint_id):
     return endpoints.set_enabled(_endpoint(endpoint_id), False)
 
 
+@bp.get("/endpoints/<int:endpoint_id>/secret", tags=["endpoints"])
+@bp.response(200, schemas.EndpointSecret)
+def get_endpoint_secret(endpoint_id):
+    """Reveal endpoint secret
+
+    Endpoints are answered without their secret; this reads it, and the audit trail records
+    that it was read (never its value)."""
+    e = _endpoint(endpoint_id)
+    endpoints.secret_shown(e, via="api")
+    return {"secret": e.secret}
+
+
 @bp.put("/endpoints/<int:endpoint_id>/secret", tags=["endpoints"])
 @bp.arguments(schemas.SecretInput)
-@bp.response(200, schemas.Endpoint)
+@bp.response(200, schemas.EndpointWithSecret)
 def set_endpoint_secret(body, endpoint_id):
     """Set endpoint secret"""
     e = _endpoint(endpoint_id)
@@ -101,7 +113,7 @@ def set_endpoint_secret(body, endpoint_id):
 
 
 @bp.post("/endpoints/<int:endpoint_id>/secret/rotate", tags=["endpoints"])
-@bp.response(200, schemas.Endpoint)
+@bp.response(200, schemas.EndpointWithSecret)
 def rotate_endpoint_secret(endpoint_id):
     """Rotate endpoint secret"""
     return endpoints.rotate_secret(_endpoint(endpoint_id))

@@ -443,11 +443,25 @@ class Endpoint(Schema):
     events = fields.List(_enum(EVENTS), attribute="event_list")
     enabled = fields.Boolean()
     has_secret = fields.Function(lambda e: bool(e.secret), metadata={"type": "boolean"})
+    created_at = Time(metadata={"format": "date-time"})
+
+
+@answer
+class EndpointWithSecret(Endpoint):
+    """An endpoint as a secret change leaves it, with the secret it now signs with."""
+
+    secret = _nullable(fields.String)
+
+
+@answer
+class EndpointSecret(Schema):
     secret = _nullable(
         fields.String,
-        metadata={"description": "API keys belong to the endpoint's owner, who may see it."},
+        metadata={
+            "description": "The signing secret, or null when requests are not signed. Every "
+            "read is recorded in the audit trail (endpoint.secret_reveal)."
+        },
     )
-    created_at = Time(metadata={"format": "date-time"})
 
 
 @answer
