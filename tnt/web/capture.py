@@ -47,10 +47,14 @@ def capture(token: str):
         return _text(404, "No such inspector.")
     if inspector.expires_at <= utcnow():
         return _text(410, "This inspector expired; create a new one in the dashboard.")
-    request.max_content_length = inspectors.MAX_BODY
+    # One byte over the limit is read, so a chunked body (no Content-Length) that is too
+    # long is told apart from one that is exactly the limit.
+    request.max_content_length = inspectors.MAX_BODY + 1
     try:
         body = request.get_data(cache=False)
     except RequestEntityTooLarge:
+        body = None
+    if body is None or len(body) > inspectors.MAX_BODY:
         return _text(413, f"The body is larger than {inspectors.MAX_BODY // 1024} KiB.")
     answer = inspectors.capture(
         inspector,

@@ -115,11 +115,15 @@ def mock(inspector_id: int):
     except ValueError:
         errors["delay"] = "Enter a number of seconds, such as 0 or 12.5."
     parsed["body"] = values["body"].replace("\r\n", "\n")
+    # The domain's checks too, on what did parse, so one answer names every bad field.
+    current = {"status_code": inspector.status_code, "delay_ms": 0, "fail_first": 0}
+    try:
+        service.validate_mock(**(current | parsed))
+    except InvalidInput as exc:
+        for key, text in exc.fields.items():
+            errors.setdefault("delay" if key == "delay_ms" else key, text)
     if not errors:
-        try:
-            service.set_mock(inspector, **parsed)
-        except InvalidInput as exc:
-            errors = {("delay" if k == "delay_ms" else k): v for k, v in exc.fields.items()}
+        service.set_mock(inspector, **parsed)
     status = 422 if errors else 200
     if not errors:
         values = _mock_values(inspector)
