@@ -105,7 +105,9 @@ def test_a_body_over_256_kib_is_refused_with_413_and_not_stored(app, client, acc
 def test_unknown_and_expired_inspectors(app, client, account):
     assert client.post("/in/" + "x" * 32, data=b"{}").status_code == 404
     with freeze_time("2026-05-20 08:00") as clock:
-        i = inspectors.create(account.id)
+        i = inspectors.create(account.id, add_endpoint=True)
+        made, kept = i.endpoint, inspectors.create(account.id, add_endpoint=True).endpoint
+        endpoints.update(kept, "http://127.0.0.1:9/mine", kept.event_list)  # now the customer's
         clock.tick(timedelta(days=7) - timedelta(seconds=1))
         assert post(client, i).status_code == 200
         clock.tick(1)
@@ -115,7 +117,9 @@ def test_unknown_and_expired_inspectors(app, client, account):
         with pytest.raises(inspectors.NotFound):
             inspectors.get(account.id, i.id)
         assert inspectors.list_for(account.id) == []
-        assert inspectors.purge_expired() == 1  # what the worker's sweeper runs
+        assert inspectors.purge_expired() == 2  # what the worker's sweeper runs
+        # The endpoint that still pointed at it is gone too; the one changed since stays.
+        assert (made.deleted_at is not None, kept.deleted_at is None) == (True, True)
     assert db.session.scalar(select(func.count()).select_from(Inspector)) == 0
     assert db.session.scalar(select(func.count()).select_from(CapturedRequest)) == 0
     assert client.post(f"/in/{i.token}", data=b"{}").status_code == 404

@@ -195,22 +195,31 @@ def set_mock(inspector: Inspector, **fields) -> Inspector:
 
 
 def delete_inspector(inspector: Inspector) -> None:
-    """Delete it and its requests (an endpoint made from it stays, as any endpoint)."""
+    """Delete it and its requests, and the endpoint made from it while that still points here
+    (nothing would answer it any more); an endpoint whose URL was changed since stays."""
+    _end_endpoint(inspector)
     db.session.execute(delete(CapturedRequest).where(CapturedRequest.inspector_id == inspector.id))
     db.session.delete(inspector)
     db.session.commit()
 
 
 def purge_expired() -> int:
-    """Delete expired inspectors and their requests; how many inspectors went."""
-    expired = select(Inspector.id).where(Inspector.expires_at <= utcnow())
-    ids = list(db.session.scalars(expired))
-    if not ids:
-        return 0
-    db.session.execute(delete(CapturedRequest).where(CapturedRequest.inspector_id.in_(ids)))
-    db.session.execute(delete(Inspector).where(Inspector.id.in_(ids)))
-    db.session.commit()
-    return len(ids)
+    """Delete expired inspectors as delete_inspector does; how many went."""
+    expired = select(Inspector).where(Inspector.expires_at <= utcnow())
+    gone = list(db.session.scalars(expired))
+    for inspector in gone:
+        delete_inspector(inspector)
+    return len(gone)
+
+
+def _end_endpoint(inspector: Inspector) -> None:
+    endpoint = inspector.endpoint
+    if (
+        endpoint is not None
+        and endpoint.deleted_at is None
+        and endpoint.url.endswith(CAPTURE_PREFIX + inspector.token)
+    ):
+        endpoints.delete(endpoint)  # soft: its deliveries stay in the Logs; pending ones end
 
 
 # --- capturing ------------------------------------------------------------------------------
