@@ -111,6 +111,26 @@
     }
   });
 
+  // Copy buttons: data-copy names the element whose value (or text) is copied.
+  document.addEventListener("click", function (evt) {
+    var button = evt.target.closest("[data-copy]");
+    if (!button) return;
+    var source = document.getElementById(button.getAttribute("data-copy"));
+    if (!source) return;
+    var text = "value" in source ? source.value : source.textContent;
+    var done = function () { button.textContent = "Copied"; setTimeout(function () { button.textContent = "Copy"; }, 1500); };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { showError("Copy failed: select the text and copy it."); });
+    } else {
+      var range = document.createRange();
+      range.selectNodeContents(source);
+      window.getSelection().removeAllRanges();
+      window.getSelection().addRange(range);
+      document.execCommand("copy");
+      done();
+    }
+  });
+
   document.addEventListener("change", function (evt) {
     if (evt.target.matches("[data-autosubmit]")) evt.target.form.submit();
   });

@@ -29,9 +29,9 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import text
 
-from tnt import endpoints, events, messages
+from tnt import endpoints, events, inspectors, messages
 from tnt.extensions import db
-from tnt.models import Attempt, Delivery, Endpoint, Event, Message
+from tnt.models import Attempt, CapturedRequest, Delivery, Endpoint, Event, Inspector, Message
 
 EXAMPLES = 60  # per operation and mode
 DLR_SECRET = "dlr-secret-for-schemathesis"
@@ -46,7 +46,10 @@ CONFORMANCE = [
 def seed(account, receiver) -> None:
     """The same few rows, with the same ids, every time (so small generated ids find objects,
     not only 404s, and a scenario Hypothesis replays meets the same rows)."""
-    tables = [m.__table__ for m in (Attempt, Delivery, Event, Message, Endpoint)]
+    tables = [
+        m.__table__
+        for m in (CapturedRequest, Inspector, Attempt, Delivery, Event, Message, Endpoint)
+    ]
     if db.engine.dialect.name == "postgresql":
         names = ", ".join(t.name for t in tables)
         db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
@@ -58,6 +61,8 @@ def seed(account, receiver) -> None:
         messages.send_sms(account.id, "0712345678", "ACME", f"m{i}", simulate="hold")
         events.fire_test(ep)
     db.session.commit()
+    inspector = inspectors.create(account.id, "seeded")  # id 1, with request 1
+    inspectors.capture(inspector, "POST", "", [("Content-Type", "text/plain")], b"hi", "127.0.0.1")
 
 
 @pytest.fixture

@@ -443,3 +443,90 @@ def test_the_edit_form_reveals_keeps_and_clears_a_secret(page, people, receiver)
     page.wait_for_url(f"**/endpoints/{e.id}")
     db.session.refresh(e)
     assert e.secret is None
+
+
+def test_inspector_first_verified_webhook_and_a_retry_a_minute_later(page, people, work):
+    """The issue's path: create an inspector and add it as an endpoint, send a test SMS from the
+    Messages page (another tab), watch sms.sent and sms.delivered arrive verified without a
+    reload, set "fail the first 1" and see the retry land one minute later."""
+    from freezegun import freeze_time
+    from playwright.sync_api import expect
+
+    sign_in(page, people.alice.email)
+    page.click("nav >> text=Inspector")
+    page.fill("#name", "first webhook")
+    page.click("button:has-text('Create inspector and add it as an endpoint')")
+    expect(page.locator("#inspector-endpoint")).to_contain_text("signed")
+    capture_url = page.input_value("#capture-url")
+    assert "/in/" in capture_url
+    captures = page.locator("#captures article.capture")
+    expect(captures).to_have_count(0)
+    expect(page.locator(".captures-empty")).to_be_visible()
+
+    # Another tab sends a test SMS; this one is never reloaded.
+    messages = page.context.new_page()
+    messages.goto(page.url)
+    messages.click("text=send a test SMS")
+    messages.fill("#mobile", "0712345678")
+    messages.fill("#message", "Your OTP is 847291.")
+    messages.select_option("#simulate", "delivered")
+    messages.click("button:has-text('Send test SMS')")
+    expect(messages.locator(".banner-success")).to_contain_text("queued")
+    work()
+    work()
+    expect(captures).to_have_count(2)
+    expect(captures.nth(0)).to_contain_text("sms.delivered")
+    expect(captures.nth(1)).to_contain_text("sms.sent")
+    for n in (0, 1):
+        expect(captures.nth(n)).to_contain_text("✓ signature verified")
+        expect(captures.nth(n)).to_contain_text("answered 200")
+    expect(page.locator(".captures-empty")).to_be_hidden()
+    expect(captures.nth(0).locator("pre.capture-body").first).to_contain_text(
+        '"event": "sms.delivered"'
+    )
+    shot(page, "inspector")
+
+    # Replay as curl, to a URL typed in.
+    first = captures.nth(0)
+    first.locator("summary:has-text('Replay with curl')").click()
+    first.locator("input[name=url]").fill("https://my-tunnel.example/hooks")
+    first.locator("button:has-text('Make curl command')").click()
+    expect(first.locator("pre.curl-command")).to_contain_text("https://my-tunnel.example/hooks")
+    expect(first.locator("pre.curl-command")).to_contain_text("--data-binary @-")
+
+    # Fail the first 1: the next sms.sent is answered 500 and retried a minute later.
+    page.fill("#mock-fail_first", "1")
+    page.click("button:has-text('Save answer')")
+    expect(page.locator("#mock-form .banner-success")).to_contain_text("Saved")
+    messages.fill("#mobile", "0712345678")
+    messages.fill("#message", "Second OTP 112233.")
+    messages.select_option("#simulate", "delivered")
+    messages.click("button:has-text('Send test SMS')")
+    expect(messages.locator(".banner-success")).to_contain_text("queued")
+    t0 = utcnow()
+    with freeze_time(t0):
+        work()
+        work()
+    expect(captures).to_have_count(4)
+    failed = page.locator("article.capture:has-text('answered 500')")
+    expect(failed).to_have_count(1)
+    expect(failed).to_contain_text("sms.sent")
+    with freeze_time(t0 + timedelta(seconds=59)):
+        work()
+    expect(captures).to_have_count(4)  # not yet
+    with freeze_time(t0 + timedelta(seconds=61)):
+        work()
+    expect(captures).to_have_count(5)
+    retry = captures.nth(0)
+    expect(retry).to_contain_text("sms.sent")
+    expect(retry).to_contain_text("seen before: retry of sms.sent")
+    expect(retry).to_contain_text("✓ signature verified")
+    expect(retry).to_contain_text("answered 200")
+
+    # The Logs show the failed attempt and the successful retry.
+    messages.click("nav >> text=Logs")
+    rows = messages.locator("tr.log-row")
+    expect(rows.first).to_contain_text("#2")
+    expect(rows.first).to_contain_text("delivered")
+    expect(messages.locator("tr.log-row:has-text('500')")).to_have_count(1)
+    messages.close()

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import insert, select
 from web_fixtures import sign_in
 
-from tnt import apikeys, endpoints, messages
+from tnt import apikeys, endpoints, inspectors, messages
 from tnt.audit import Action
 from tnt.clock import utcnow
 from tnt.extensions import db
@@ -25,6 +25,7 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}  # answered by Flask from the GET view / t
 # Anything else in a path must be in the `ids` fixture below, or the test fails.
 NOT_TENANT_IDS = {
     ("static", "filename"): "public CSS/JS/images, the same for everyone",
+    ("capture.capture", "token"): "an inspector's public capture URL: anyone with it may POST",
 }
 
 FORM = {
@@ -72,7 +73,12 @@ def ids(people, receiver):
     msg = messages.send_sms(people.a.id, "0711111111", "ACME", "for alice", simulate="hold")
     key, _raw = apikeys.create(people.a.id, "acme-billing")
     attempt = db.session.scalars(select(Attempt)).one()
+    inspector = inspectors.create(people.a.id, "acme inspector")
+    inspectors.capture(inspector, "POST", "", [("X-Acme", "acme")], b'{"acme": 1}', "127.0.0.1")
+    captured = inspectors.requests_of(inspector)[0]
     return {
+        "inspector_id": inspector.id,
+        "request_id": captured.id,
         "endpoint_id": e.id,
         "delivery_id": d.id,
         "attempt_id": attempt.id,
@@ -163,7 +169,7 @@ def test_every_id_route_is_404_for_another_account(app, people, ids, bob_key, re
     problems, calls = tenancy_problems(app, people, ids, bob_key)
     assert problems == []
     # Every id route was reached: dashboard ones twice (page, htmx), API ones once per method.
-    assert calls >= 2 * 10 + 13, calls
+    assert calls >= 2 * 16 + 20, calls
     assert snapshot() == before  # nothing of A's (or anyone's) changed
     assert receiver.received() == []  # and nothing was sent to A's endpoint
 

@@ -39,8 +39,14 @@ def from_env(env=os.environ) -> dict:
     smtp_url = env.get("TNT_SMTP_URL") or None
     if smtp_url and urlsplit(smtp_url).scheme not in ("smtp", "smtp+starttls", "smtps"):
         raise RuntimeError("TNT_SMTP_URL must start with smtp://, smtp+starttls:// or smtps://")
+    public_url = public_url_from(env.get("TNT_PUBLIC_URL"), production)
     return {
         "TNT_ENV": mode,
+        # This service's own address as customers reach it: inspectors' capture URLs are made
+        # on it. None: development uses the request's own address; production refuses to
+        # create inspectors and says so (tnt.inspectors.public_url).
+        "TNT_PUBLIC_URL": public_url,
+        "TNT_INSPECTOR_RATE_LIMIT": env.get("TNT_INSPECTOR_RATE_LIMIT", "120/minute"),
         "SECRET_KEY": secret_key or _dev_secret_key(),
         "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL")),
         "REDIS_URL": env.get("REDIS_URL") or embedded_redis_url(),
@@ -77,6 +83,36 @@ def from_env(env=os.environ) -> dict:
         "TNT_SMTP_URL": smtp_url,
         "TNT_MAIL_FROM": env.get("TNT_MAIL_FROM") or "TalkNTalk Webhooks <webhooks@localhost>",
     }
+
+
+def public_url_from(value: str | None, production: bool) -> str | None:
+    """TNT_PUBLIC_URL as `scheme://host[:port]`, or None when unset. Refuses (at start) a value
+    with a path, query or user name, and http in production (endpoints there are https-only)."""
+    from urllib.parse import urlsplit
+
+    value = (value or "").strip().rstrip("/")
+    if not value:
+        return None
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018  (a bad port raises here)
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise RuntimeError(
+            f"TNT_PUBLIC_URL must be this service's address, such as https://hooks.example.com, "
+            f"not {value!r}"
+        )
+    if production and parts.scheme != "https":
+        raise RuntimeError("TNT_PUBLIC_URL must be an https:// address in production")
+    return value
 
 
 def _dev_secret_key() -> str:

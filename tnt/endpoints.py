@@ -47,11 +47,15 @@ def validate(
     is an error. `secret` None leaves it out of the result (unchanged), "" means no secret.
     """
     errors, clean = {}, {}
+    url = (url or "").strip()
+    # netguard's explicit rule: this service's own inspector URL needs no address lookup.
+    own = netguard.is_own_capture_url(url, current_app.config.get("TNT_PUBLIC_URL"))
     try:
         clean["url"] = netguard.check_url(
-            (url or "").strip(),
-            allow_loopback=current_app.config["TNT_ALLOW_LOOPBACK"],
+            url,
+            allow_loopback=current_app.config["TNT_ALLOW_LOOPBACK"] or own,
             https_only=current_app.config["TNT_HTTPS_ONLY"],
+            resolve=not own,
         )
     except netguard.UnsafeURL as exc:
         errors["url"] = str(exc)

@@ -243,3 +243,46 @@ class AuditEntry(db.Model):
     # as well as forwards, so no DESC column is needed). Support's "all accounts" pages by the
     # primary key.
     __table_args__ = (Index("ix_audit_entry_account_id", "account_id", "id"),)
+
+
+class Inspector(db.Model):
+    """A capture URL (`/in/<token>`) that records what is POSTed to it and answers as told
+    (tnt.inspectors). Kept 7 days; its last 100 requests are kept."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)  # the unguessable path part
+    name: Mapped[str] = mapped_column(String(80), default="")
+    # The endpoint "Add as endpoint" made: its secret verifies captured signatures.
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("endpoint.id"))
+    # The mock answer.
+    status_code: Mapped[int] = mapped_column(default=200)
+    body: Mapped[str] = mapped_column(Text, default="")
+    delay_ms: Mapped[int] = mapped_column(default=0)
+    fail_first: Mapped[int] = mapped_column(default=0)  # answer 500 to this many, then as told
+    failed: Mapped[int] = mapped_column(default=0)  # of fail_first, answered so far (atomic)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+    endpoint: Mapped[Endpoint | None] = relationship()
+
+
+class CapturedRequest(db.Model):
+    """One request an inspector received, as it arrived (body bytes as sent, headers in order)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspector_id: Mapped[int] = mapped_column(ForeignKey("inspector.id"))
+    method: Mapped[str] = mapped_column(String(16))
+    query: Mapped[str] = mapped_column(String(2048), default="")
+    headers: Mapped[str] = mapped_column(Text)  # JSON list of [name, value], as received
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    remote_addr: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What the inspector found and answered, decided when it arrived.
+    signature: Mapped[str | None] = mapped_column(String(16))  # verified | mismatch | missing
+    event_key: Mapped[str | None] = mapped_column(String(80))  # "sms.sent 9041": event, data.id
+    repeat: Mapped[str | None] = mapped_column(String(16))  # retry | duplicate (key seen before)
+    answered_status: Mapped[int] = mapped_column()
+
+    # The live view reads an inspector's newest rows, and those after the last one shown.
+    __table_args__ = (Index("ix_captured_request_inspector", "inspector_id", "id"),)

@@ -6,6 +6,15 @@ The same rules are enforced in two places:
   it is about to connect to, every time, so a name that later re-resolves to an internal
   address (DNS rebinding) is still refused.
 
+One explicit exception, decided per delivery by `is_own_capture_url`: a URL of this service's
+own request inspector (same scheme, host and port as TNT_PUBLIC_URL, path `/in/<token>`) may
+reach the loopback, private or shared addresses its public name resolves to (the service behind
+a load balancer or NAT), never a metadata or link-local one. It runs in the same two places:
+- at save: `tnt.endpoints.validate` skips the lookup for such a URL (the operator chose the
+  name), the scheme and a literal address still checked;
+- at connect: the transport asks `connect_refusal`, with the answer for the job's URL.
+Loopback in general stays refused in production (TNT_ALLOW_LOOPBACK is ignored there).
+
 The rules are this module's own table (`SPECIAL_RANGES`): the IANA IPv4 and IPv6
 Special-Purpose Address Registries (every entry that is not globally reachable), multicast,
 and the cloud metadata and platform addresses. `ipaddress` only parses and tests membership:
@@ -371,3 +380,52 @@ def _valid_hostname(host: str) -> str | None:
     if len(ascii_name) <= 253 and all(_HOST_LABEL.match(label) for label in labels):
         return ascii_name
     return None
+
+
+# An inspector's capture path: tnt.inspectors makes these tokens (URL-safe base64).
+CAPTURE_PATH = re.compile(r"/in/[A-Za-z0-9_-]{20,64}")
+# What the service's own public name may resolve to and still be connected to, for its
+# inspector's capture URL only: never cloud metadata, link-local or anything else.
+OWN_SERVICE_KINDS = frozenset({"loopback", "private", "shared (carrier-grade NAT)"})
+
+
+def is_own_capture_url(url: str, public_url: str | None) -> bool:
+    """The explicit rule: `url` is one of this service's own inspector capture URLs, i.e. the
+    same scheme, host and port as `public_url` (TNT_PUBLIC_URL) and a path that is exactly
+    `/in/<token>` (no query, no fragment, no dot segments: nothing a proxy could rewrite)."""
+    if not public_url:
+        return False
+    try:
+        mine, theirs = urlsplit(public_url), urlsplit(url)
+        mine_port, their_port = mine.port, theirs.port
+    except ValueError:
+        return False
+    defaults = {"http": 80, "https": 443}
+    scheme = theirs.scheme.lower()
+    if (
+        scheme not in defaults
+        or scheme != mine.scheme.lower()
+        or "@" in theirs.netloc
+        or theirs.query
+        or theirs.fragment
+        or url.endswith(("?", "#"))
+    ):
+        return False
+    try:
+        same_host = ascii_host(theirs.hostname or "") == ascii_host(mine.hostname or "")
+    except ValueError:
+        return False
+    return (
+        same_host
+        and (their_port or defaults[scheme]) == (mine_port or defaults[scheme])
+        and CAPTURE_PATH.fullmatch(theirs.path) is not None
+    )
+
+
+def connect_refusal(text: str, *, allow_loopback: bool, own_capture: bool) -> UnsafeURL | None:
+    """The connect-time check: `unsafe_address`, except that a connection for this service's
+    own capture URL (`own_capture`, from `is_own_capture_url`) may reach OWN_SERVICE_KINDS."""
+    refusal = unsafe_address(text, allow_loopback=allow_loopback)
+    if refusal is not None and own_capture and refusal.kind in OWN_SERVICE_KINDS:
+        return None
+    return refusal

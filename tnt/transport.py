@@ -268,6 +268,7 @@ class _Exchange:
         "last",
         "lines",
         "names",
+        "own_capture",
         "refused",
         "settings",
         "status",
@@ -336,6 +337,10 @@ class _Exchange:
         self.body, self.body_len, self.truncated = [], 0, False
         self.failure = self.refused = None
         self.framing = 0
+        # Decided once per POST: is this the service's own inspector (see netguard)?
+        self.own_capture: bool = netguard.is_own_capture_url(
+            job.target.url, self.settings.own_capture_base
+        )
         c = self.curl
         c.setopt(pycurl.URL, job.target.url)
         c.setopt(pycurl.POSTFIELDS, job.body)  # not copied: pycurl keeps a reference
@@ -437,7 +442,9 @@ class _Exchange:
     def _open_socket(self, purpose: int, address: Any) -> int:
         """libcurl wants a socket to connect to `address`: the SSRF check, every time."""
         ip = address.addr[0]
-        refusal = netguard.unsafe_address(ip, allow_loopback=self.settings.allow_loopback)
+        refusal = netguard.connect_refusal(
+            ip, allow_loopback=self.settings.allow_loopback, own_capture=self.own_capture
+        )
         if refusal is not None:
             self.refused = refusal
             log.info("Refused to connect to %s (%s address)", refusal.address, refusal.kind)
@@ -956,13 +963,17 @@ class Transport:
         max_connections: int = 256,
         max_idle: int = 64,
         idle_timeout: float = 30.0,
+        own_capture_base: str | None = None,
     ):
         """max_per_host: connections open at once to one host:port (more POSTs queue, their
         deadline running). max_connections: open at once in all; keep it well below the fd
         limit. max_idle: kept-alive connections cached, the oldest closed first. idle_timeout:
         a connection idle this long is not reused, and all are closed after this long with
-        nothing in flight."""
+        nothing in flight. own_capture_base: this service's TNT_PUBLIC_URL; a POST to its own
+        inspector's capture URL may connect to the addresses that name resolves to
+        (netguard.is_own_capture_url)."""
         self.allow_loopback = allow_loopback
+        self.own_capture_base = own_capture_base
         self.https_only = https_only
         self.timeout = timeout
         self.max_body = max_body

@@ -18,7 +18,7 @@ from flask import Flask
 from rq import SimpleWorker
 from sqlalchemy import event
 
-from . import delivery, queue
+from . import delivery, inspectors, queue
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ def _sweep_forever(app: Flask) -> None:
                     found = delivery.sweep()
                     if found:
                         log.info("sweeper re-enqueued %d", found)
+                    inspectors.purge_expired()  # request inspectors past their 7 days
             except Exception as exc:
                 log.warning("sweep failed: %s", exc)
             finally:

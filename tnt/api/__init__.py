@@ -21,6 +21,7 @@ def register(app) -> None:
         dlr,
         endpoints,
         event_types,
+        inspectors,
         messages,
         openapi,
     )
@@ -37,6 +38,10 @@ def register(app) -> None:
         key_prefix="tnt:ratelimit",
     )
     limiter.limit(core.rate_limit, key_func=core.rate_key)(core.bp)
+    # The inspectors' public capture route: per inspector (tnt/web/capture.py).
+    from ..web import capture
+
+    limiter.limit(capture.rate_limit, key_func=capture.rate_key)(capture.bp)
     limiter.init_app(app)
     app.extensions["tnt_limiter"] = limiter
 

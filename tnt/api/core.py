@@ -6,7 +6,7 @@ import hashlib
 import flask_smorest
 from flask import current_app, g, request
 
-from .. import MAX_ID, apikeys, deliveries, endpoints, logs, messages
+from .. import MAX_ID, apikeys, deliveries, endpoints, inspectors, logs, messages
 from .errors import MAX_BODY, ApiError, handle_exception
 from .parsing import Parser
 
@@ -86,6 +86,8 @@ OWNED = {
     "endpoint_id": endpoints.get,
     "message_id": messages.get,
     "delivery_id": lambda account_id, id_: deliveries.get(logs.Scope.account(account_id), id_),
+    "inspector_id": inspectors.get,
+    "request_id": inspectors.get_request,  # a captured request, through its inspector
 }
 
 

@@ -43,6 +43,8 @@ LINK_SOURCES = {
     "list_messages": ("200", "message_id", "$response.body#/data/0/id"),
     "send_test_event": ("202", "delivery_id", "$response.body#/id"),
     "list_deliveries": ("200", "delivery_id", "$response.body#/data/0/id"),
+    "create_inspector": ("201", "inspector_id", "$response.body#/id"),
+    "list_inspectors": ("200", "inspector_id", "$response.body#/data/0/id"),
 }
 
 DESCRIPTION = (

@@ -612,3 +612,129 @@ class ErrorDetail(Schema):
 @answer
 class Error(Schema):
     error = fields.Nested(ErrorDetail)
+
+
+# --- the request inspector (tnt.inspectors) -------------------------------------------------
+
+
+class InspectorInput(Body):
+    name = Str(
+        validate=validate.Length(max=80, error="At most {max} characters."),
+        metadata={"examples": ["my first webhook"]},
+    )
+    add_endpoint = Bool(
+        metadata={
+            "description": "Also add the capture URL as an endpoint: every event, a generated "
+            "signing secret (default false)."
+        }
+    )
+
+
+class MockInput(Body):
+    """The inspector's answer; only the fields sent change. "Fail the first" counts afresh."""
+
+    status_code = Int(validate=validate.Range(200, 599, error="Must be between {min} and {max}."))
+    body = Str(
+        validate=validate.Length(max=16 * 1024 // 4, error="At most {max} characters."),
+        metadata={"description": "Sent as the answer's body (at most 16 KiB of UTF-8)."},
+    )
+    delay_ms = Int(
+        validate=validate.Range(0, 15000, error="Must be between {min} and {max}."),
+        metadata={
+            "description": "Wait this long before answering; past 10000 a delivery times out."
+        },
+    )
+    fail_first = Int(
+        validate=validate.Range(0, 100, error="Must be between {min} and {max}."),
+        metadata={"description": "Answer 500 to this many requests first, then as set."},
+    )
+
+
+class CapturedQuery(Query):
+    after = Int(
+        validate=validate.Range(0, error="Must be at least {min}."),
+        metadata={"description": "Only requests with a larger id (the live view's poll)."},
+    )
+
+
+class ReplayQuery(Query):
+    url = Str(
+        required=True,
+        pattern=r"^https?://[!-~]{1,2040}$",
+        pattern_error="Use an http:// or https:// URL without spaces, such as your tunnel's.",
+        metadata={
+            "description": "Where the command sends the request (your local server, a tunnel). "
+            "We never send it ourselves.",
+            "examples": ["http://localhost:3000/webhooks"],
+        },
+    )
+
+
+@answer
+class Inspector(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    url = fields.String(metadata={"description": "The capture URL: POST anything to it."})
+    endpoint_id = _nullable(
+        fields.Integer, metadata={"description": "The endpoint made from it, if any."}
+    )
+    status_code = fields.Integer()
+    body = fields.String()
+    delay_ms = fields.Integer()
+    fail_first = fields.Integer()
+    failed = fields.Integer(metadata={"description": "Of fail_first, answered 500 so far."})
+    created_at = Time(metadata={"format": "date-time"})
+    expires_at = Time(metadata={"format": "date-time"})
+
+
+@answer
+class InspectorList(Schema):
+    data = fields.List(fields.Nested(Inspector))
+
+
+@answer
+class Header(Schema):
+    name = fields.String()
+    value = fields.String()
+
+
+@answer
+class CapturedRequest(Schema):
+    id = fields.Integer()
+    inspector_id = fields.Integer()
+    method = fields.String()
+    query = fields.String()
+    headers = fields.List(fields.Nested(Header), metadata={"description": "As received."})
+    body = fields.String(metadata={"description": "The body as UTF-8 (bad bytes as U+FFFD)."})
+    body_base64 = fields.String(metadata={"description": "The exact body bytes."})
+    size = fields.Integer()
+    remote_addr = fields.String()
+    received_at = Time(metadata={"format": "date-time"})
+    signature = _nullable(
+        _enum,
+        choices=("verified", "mismatch", "missing"),
+        metadata={
+            "description": "X-TalkNTalk-Signature against the endpoint's secret; null "
+            "without an endpoint secret."
+        },
+    )
+    event_key = _nullable(fields.String, metadata={"description": "The event and data.id."})
+    repeat = _nullable(
+        _enum,
+        choices=("retry", "duplicate"),
+        metadata={
+            "description": "This event and data.id arrived before: `retry` with the same "
+            "X-TalkNTalk-Delivery, `duplicate` in another delivery."
+        },
+    )
+    answered_status = fields.Integer()
+
+
+@answer
+class CapturedRequestList(Schema):
+    data = fields.List(fields.Nested(CapturedRequest))
+
+
+@answer
+class CurlCommand(Schema):
+    command = fields.String()

@@ -91,6 +91,7 @@ def new_transport(app: Flask) -> Transport:
     return Transport(
         allow_loopback=app.config["TNT_ALLOW_LOOPBACK"],
         https_only=app.config["TNT_HTTPS_ONLY"],
+        own_capture_base=app.config.get("TNT_PUBLIC_URL"),
         timeout=app.config["TNT_DELIVERY_TIMEOUT"],
         user_agent=USER_AGENT,
         max_connections=most,

@@ -14,10 +14,12 @@ from ..extensions import login_manager
 
 def register(app) -> None:
     """Attach the dashboard's blueprints, login manager hooks and error handlers."""
-    from . import audit, auth, endpoints, logs, messages, scope, system
+    from ..extensions import csrf
+    from . import audit, auth, capture, endpoints, inspectors, logs, messages, scope, system
 
-    for module in (auth, endpoints, logs, messages, system, audit):
+    for module in (auth, endpoints, logs, messages, system, inspectors, capture, audit):
         app.register_blueprint(module.bp)
+    csrf.exempt(capture.bp)  # webhook senders have no session and no token
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Sign in to continue."

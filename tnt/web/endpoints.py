@@ -7,7 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 
 from .. import endpoints as service
-from .. import hourly, logs
+from .. import hourly, inspectors, logs
 from ..errors import InvalidInput
 from ..models import EVENTS
 from .logs import RESENDABLE
@@ -52,6 +52,7 @@ def show(endpoint_id: int):
         rate=_rate(endpoint),
         rows=logs.attempts(q, limit=RECENT),
         resendable=RESENDABLE,
+        inspector=inspectors.of_endpoint(endpoint),
     )
 
 
