@@ -110,7 +110,7 @@ def test_enable_disable_and_secret(api, receiver):
     # Endpoints are answered without their secret; reading it is a call of its own, audited.
     assert "secret" not in api.get(f"/api/v1/endpoints/{ep['id']}").get_json()
     assert "secret" not in api.get("/api/v1/endpoints").get_json()["data"][0]
-    revealed = api.get(f"/api/v1/endpoints/{ep['id']}/secret").get_json()
+    revealed = api.post(f"/api/v1/endpoints/{ep['id']}/secret/reveal").get_json()
     assert revealed == {"secret": rotated["secret"]}
     assert (
         db.session.scalars(select(AuditEntry.action).where(AuditEntry.target_id == ep["id"])).all()[
@@ -120,10 +120,13 @@ def test_enable_disable_and_secret(api, receiver):
     )
     cleared = api.delete(f"/api/v1/endpoints/{ep['id']}/secret").get_json()
     assert "secret" not in cleared and not cleared["has_secret"]
-    assert api.get(f"/api/v1/endpoints/{ep['id']}/secret").get_json() == {"secret": None}
+    assert api.post(f"/api/v1/endpoints/{ep['id']}/secret/reveal").get_json() == {"secret": None}
     patched = api.patch(f"/api/v1/endpoints/{ep['id']}", json={"secret": "another-one"})
     assert patched.get_json()["has_secret"]
-    assert api.get(f"/api/v1/endpoints/{ep['id']}/secret").get_json()["secret"] == "another-one"
+    assert (
+        api.post(f"/api/v1/endpoints/{ep['id']}/secret/reveal").get_json()["secret"]
+        == "another-one"
+    )
     patched = api.patch(f"/api/v1/endpoints/{ep['id']}", json={"secret": None})
     assert not patched.get_json()["has_secret"]
 

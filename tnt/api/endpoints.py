@@ -91,13 +91,14 @@ def disable_endpoint(endpoint_id):
     return endpoints.set_enabled(_endpoint(endpoint_id), False)
 
 
-@bp.get("/endpoints/<int:endpoint_id>/secret", tags=["endpoints"])
+@bp.post("/endpoints/<int:endpoint_id>/secret/reveal", tags=["endpoints"])
 @bp.response(200, schemas.EndpointSecret)
-def get_endpoint_secret(endpoint_id):
+def reveal_endpoint_secret(endpoint_id):
     """Reveal endpoint secret
 
     Endpoints are answered without their secret; this reads it, and the audit trail records
-    that it was read (never its value)."""
+    that it was read (never its value). A POST, as the dashboard's Reveal is: it is an action
+    that leaves a trace, not a plain read."""
     e = _endpoint(endpoint_id)
     endpoints.secret_shown(e, via="api")
     return {"secret": e.secret}

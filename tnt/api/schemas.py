@@ -459,7 +459,7 @@ class EndpointSecret(Schema):
         fields.String,
         metadata={
             "description": "The signing secret, or null when requests are not signed. Every "
-            "read is recorded in the audit trail (endpoint.secret_reveal)."
+            "reveal of a secret is recorded in the audit trail (endpoint.secret_reveal)."
         },
     )
 
