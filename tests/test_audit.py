@@ -2,6 +2,7 @@
 transaction; customers read their account's trail, support every account's (page and API)."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
@@ -358,3 +359,34 @@ def test_the_audit_page_in_a_browser_under_the_csp(page, people):
     page.click("text=Load more")
     page.locator("#audit-more").wait_for(state="detached")
     assert page.locator("#audit tbody tr[id^=audit-]").count() == 52  # 51 and the sign-in
+
+
+def test_inspectors_in_the_trail(people, signed_in):
+    from tnt import inspectors
+
+    alice = signed_in(people.alice)
+    assert alice.post("/inspectors", data={"name": "try"}).status_code == 302
+    (inspector,) = inspectors.list_for(people.a.id)
+    first = inspector.id
+    form = {"status_code": "503", "delay": "0", "fail_first": "1", "body": "down"}
+    assert alice.post(f"/inspectors/{inspector.id}/mock", data=form).status_code in (200, 302)
+    alice.post(f"/inspectors/{inspector.id}/delete")
+    with freeze_time(datetime.now(UTC) + timedelta(days=8)):
+        gone = inspectors.create(people.a.id, "old").id
+    with freeze_time(datetime.now(UTC) + timedelta(days=16)):
+        inspectors.purge_expired()  # the worker's sweep: the service itself acted
+    entries = [x for x in trail(people.a.id) if x.action.startswith("inspector.")]
+    assert [(x.action, x.actor, x.target_id) for x in entries] == [
+        (Action.INSPECTOR_CREATE, "alice@acme.test", first),
+        (Action.INSPECTOR_ANSWER, "alice@acme.test", first),
+        (Action.INSPECTOR_DELETE, "alice@acme.test", first),
+        (Action.INSPECTOR_CREATE, "cli", gone),
+        (Action.INSPECTOR_DELETE, "system", gone),
+    ]
+    assert entries[1].details == {
+        "status_code": 503,
+        "delay_ms": 0,
+        "fail_first": 1,
+        "body": "4 bytes",
+    }
+    assert entries[-1].details == {"reason": "expired"}

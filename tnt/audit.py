@@ -39,6 +39,9 @@ class Action(StrEnum):
     API_KEY_REVOKE = "api_key.revoke"
     DELIVERY_RESEND = "delivery.resend"
     DELIVERY_BULK_RESEND = "delivery.bulk_resend"
+    INSPECTOR_CREATE = "inspector.create"
+    INSPECTOR_ANSWER = "inspector.answer"  # details: the mock answer as set
+    INSPECTOR_DELETE = "inspector.delete"  # details: reason "expired" when the sweep did it
     SIGN_IN = "user.sign_in"
     SIGN_IN_FAILED = "user.sign_in_failed"  # a wrong password, or an unknown email
 
@@ -61,6 +64,9 @@ _LABELS = {
     Action.API_KEY_REVOKE: "API key revoked",
     Action.DELIVERY_RESEND: "Delivery resent",
     Action.DELIVERY_BULK_RESEND: "Failed deliveries resent",
+    Action.INSPECTOR_CREATE: "Inspector created",
+    Action.INSPECTOR_ANSWER: "Inspector's answer set",
+    Action.INSPECTOR_DELETE: "Inspector deleted",
     Action.SIGN_IN: "Signed in",
     Action.SIGN_IN_FAILED: "Sign-in failed",
 }
@@ -70,6 +76,7 @@ class ActorType(StrEnum):
     USER = "user"
     API_KEY = "api_key"
     CLI = "cli"
+    SYSTEM = "system"  # the service itself: an expired inspector swept away
     VISITOR = "visitor"  # not signed in: a failed sign-in
 
 
@@ -100,6 +107,10 @@ class Actor:
     @classmethod
     def cli(cls) -> "Actor":
         return cls(ActorType.CLI, "cli")
+
+    @classmethod
+    def system(cls) -> "Actor":
+        return cls(ActorType.SYSTEM, "system")
 
     @classmethod
     def visitor(cls) -> "Actor":

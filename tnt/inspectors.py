@@ -22,7 +22,8 @@ from datetime import timedelta
 from flask import current_app, has_request_context, request
 from sqlalchemy import delete, select, update
 
-from . import endpoints, netguard
+from . import audit, endpoints, netguard
+from .audit import Action
 from .clock import utcnow
 from .errors import Conflict, InvalidInput, NotFound
 from .extensions import db
@@ -93,6 +94,8 @@ def create(account_id: int, name: str = "", add_endpoint: bool = False) -> Inspe
         expires_at=utcnow() + TTL,
     )
     db.session.add(inspector)
+    db.session.flush()
+    _record(Action.INSPECTOR_CREATE, inspector, name=name)
     db.session.commit()
     if add_endpoint:
         add_as_endpoint(inspector)
@@ -187,16 +190,23 @@ def set_mock(inspector: Inspector, **fields) -> Inspector:
         "delay_ms": inspector.delay_ms,
         "fail_first": inspector.fail_first,
     }
-    for key, value in validate_mock(**(current | fields)).items():
+    answer = validate_mock(**(current | fields))
+    for key, value in answer.items():
         setattr(inspector, key, value)
     inspector.failed = 0
+    answer["body"] = f"{len(answer['body'].encode())} bytes"  # the trail needs no copy of it
+    _record(Action.INSPECTOR_ANSWER, inspector, **answer)
     db.session.commit()
     return inspector
 
 
-def delete_inspector(inspector: Inspector) -> None:
+def delete_inspector(inspector: Inspector, *, expired: bool = False) -> None:
     """Delete it and its requests, and the endpoint made from it while that still points here
     (nothing would answer it any more); an endpoint whose URL was changed since stays."""
+    if expired:
+        _record(Action.INSPECTOR_DELETE, inspector, actor=audit.Actor.system(), reason="expired")
+    else:
+        _record(Action.INSPECTOR_DELETE, inspector)
     _end_endpoint(inspector)
     db.session.execute(delete(CapturedRequest).where(CapturedRequest.inspector_id == inspector.id))
     db.session.delete(inspector)
@@ -208,7 +218,7 @@ def purge_expired() -> int:
     expired = select(Inspector).where(Inspector.expires_at <= utcnow())
     gone = list(db.session.scalars(expired))
     for inspector in gone:
-        delete_inspector(inspector)
+        delete_inspector(inspector, expired=True)
     return len(gone)
 
 
@@ -220,6 +230,16 @@ def _end_endpoint(inspector: Inspector) -> None:
         and endpoint.url.endswith(CAPTURE_PREFIX + inspector.token)
     ):
         endpoints.delete(endpoint)  # soft: its deliveries stay in the Logs; pending ones end
+
+
+def _record(action: Action, inspector: Inspector, actor: audit.Actor | None = None, **details):
+    audit.record(
+        action,
+        inspector.account_id,
+        target=("inspector", inspector.id),
+        details=details,
+        actor=actor,
+    )
 
 
 # --- capturing ------------------------------------------------------------------------------

@@ -556,7 +556,7 @@ class AuditEntry(Schema):
     actor_type = _enum(tuple(ActorType))
     address = _nullable(fields.String, metadata={"description": "The client's IP address."})
     target_type = _nullable(
-        fields.String, metadata={"description": "endpoint, api_key, delivery or user."}
+        fields.String, metadata={"description": "endpoint, api_key, delivery, inspector or user."}
     )
     target_id = _nullable(fields.Integer)
     details = fields.Dict(
