@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import event, select
-from web_fixtures import PASSWORD, browser_sign_in, sign_in
+from web_fixtures import PASSWORD, browser_sign_in, shot, sign_in
 
 from tnt import apikeys, audit, endpoints
 from tnt.audit import Action
@@ -390,3 +390,29 @@ def test_inspectors_in_the_trail(people, signed_in):
         "body": "4 bytes",
     }
     assert entries[-1].details == {"reason": "expired"}
+
+
+def test_support_reads_a_customers_trail_in_a_browser(page, people, receiver, signed_in):
+    from playwright.sync_api import expect
+
+    alice = signed_in(people.alice, REMOTE_ADDR="203.0.113.5")
+    form = {"url": receiver.url, "events": ["sms.sent"], "secret": SECRET, "description": "CRM"}
+    alice.post("/endpoints/new", data=form)
+    (e,) = endpoints.list_for(people.a.id)
+    alice.post(f"/endpoints/{e.id}/secret")
+    alice.post(f"/endpoints/{e.id}/test", data={"event": "sms.sent"})
+    apikeys.create(people.a.id, "billing")
+    sam = signed_in(people.sam, REMOTE_ADDR="198.51.100.7")
+    moved = {**form, "url": receiver.url + "/v2", "secret_kept": "1", "secret": ""}
+    assert sam.post(f"/endpoints/{e.id}/edit?account={people.a.id}", data=moved).status_code == 302
+
+    browser_sign_in(page, people.sam.email)
+    page.goto(f"/audit?account={people.a.id}")
+    newest = page.locator("#audit tbody tr").first
+    expect(newest).to_contain_text("Endpoint edited")
+    expect(newest).to_contain_text("sam@tnt.test (support)")
+    expect(newest).to_contain_text(f"{receiver.url} → {receiver.url}/v2")
+    expect(page.locator("#audit")).to_contain_text("Signing secret shown")
+    expect(page.locator("#audit")).not_to_contain_text(SECRET)
+    assert page.eval_on_selector("main", "m => m.scrollWidth <= m.clientWidth")  # no overflow
+    shot(page, "audit")
