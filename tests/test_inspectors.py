@@ -3,7 +3,6 @@ curl replays run with the real curl, expiry, limits, the dashboard, the API, and
 explicit rule for the service's own capture URL in production."""
 
 import datetime as dt
-import ipaddress
 import json
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ from datetime import timedelta
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
+from tls import PKI
 from web_fixtures import sign_in
 
 from tnt import endpoints, inspectors, netguard
@@ -349,45 +349,6 @@ def test_the_own_capture_rule_never_opens_metadata_or_link_local(app):
     assert refused is not None and refused.kind == "loopback"
 
 
-def _self_signed(tmp_path):
-    """A certificate for localhost (and 127.0.0.1), its own trust anchor."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
-
-
 def test_production_delivers_to_its_own_capture_url_and_still_refuses_other_loopback(
     app, monkeypatch, tmp_path, people
 ):
@@ -402,11 +363,12 @@ def test_production_delivers_to_its_own_capture_url_and_still_refuses_other_loop
 
     from tnt import create_app, worker
 
-    cert, key = _self_signed(tmp_path)
+    pki = PKI(tmp_path)
+    cert, key = pki.good  # for localhost, signed by pki.ca
     monkeypatch.setenv("TNT_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "production-test-key")
     monkeypatch.setenv("TNT_SECRETS_KEY", Fernet.generate_key().decode())
-    monkeypatch.setenv("SSL_CERT_FILE", cert)  # the transport trusts the system bundle: ours
+    monkeypatch.setenv("SSL_CERT_FILE", pki.ca)  # the transport trusts the system bundle: ours
     prod = create_app(
         {
             "TESTING": True,
