@@ -1303,3 +1303,20 @@ if __name__ == "__main__":  # a scenario, in the child the resolver sandbox star
     _result = globals()[f"_scenario_{sys.argv[1]}"](**json.loads(sys.argv[2]))
     print(json.dumps(_result), flush=True)
     os._exit(0)  # a stalled lookup thread must not hold the exit
+
+
+def test_a_connection_opened_for_the_own_capture_url_is_never_reused_for_another(receiver):
+    """netguard's one exception lets a POST to this service's own capture URL reach a loopback
+    address. The connection it opened must not then carry a POST to another URL on the same
+    host and port, which the open-socket check would refuse."""
+    server = receiver(echo)
+    base = server.url("").rstrip("/")
+    client = Transport(allow_loopback=False, timeout=TIMEOUT, own_capture_base=base)
+    try:
+        capture = client.post(f"{base}/in/{'t' * 32}", b"{}", {})
+        assert capture.ok, capture.error
+        other = client.post(f"{base}/hooks", b"{}", {})
+        assert (other.status, other.error) == (None, "Refused: 127.0.0.1 is a loopback address")
+        assert server.connections == 1
+    finally:
+        client.close()

@@ -12,7 +12,8 @@ reach the loopback, private or shared addresses its public name resolves to (the
 a load balancer or NAT), never a metadata or link-local one. It runs in the same two places:
 - at save: `tnt.endpoints.validate` skips the lookup for such a URL (the operator chose the
   name), the scheme and a literal address still checked;
-- at connect: the transport asks `connect_refusal`, with the answer for the job's URL.
+- at connect: the transport asks `connect_refusal`, with the answer for the job's URL, and
+  never reuses a connection opened that way for another POST (libcurl's FORBID_REUSE).
 Loopback in general stays refused in production (TNT_ALLOW_LOOPBACK is ignored there).
 
 The rules are this module's own table (`SPECIAL_RANGES`): the IANA IPv4 and IPv6

@@ -342,6 +342,9 @@ class _Exchange:
             job.target.url, self.settings.own_capture_base
         )
         c = self.curl
+        # A connection that only that exception let through is closed after its POST: cached,
+        # it would carry the next POST to the same host and port past the open-socket check.
+        c.setopt(pycurl.FORBID_REUSE, 1 if self.own_capture else 0)
         c.setopt(pycurl.URL, job.target.url)
         c.setopt(pycurl.POSTFIELDS, job.body)  # not copied: pycurl keeps a reference
         c.setopt(pycurl.HTTPHEADER, job.headers)
