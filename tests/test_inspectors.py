@@ -586,3 +586,24 @@ def test_api_a_request_of_another_inspector_is_not_found(app, api, account):
     rid = captured(one)[0].id
     assert api.get(f"/api/v1/inspectors/{two.id}/requests/{rid}").status_code == 404
     assert json.loads(api.get(f"/api/v1/inspectors/{one.id}/requests/{rid}").data)["id"] == rid
+
+
+def test_an_account_has_at_most_ten_inspectors_at_once(app, account):
+    made = [inspectors.create(account.id, f"n{i}") for i in range(inspectors.MAX_PER_ACCOUNT)]
+    with pytest.raises(inspectors.Conflict, match="at most 10 inspectors"):
+        inspectors.create(account.id, "one too many")
+    inspectors.delete_inspector(made[0])
+    assert inspectors.create(account.id, "room again").id
+    with freeze_time(dt.datetime.now(dt.UTC) + timedelta(days=8)):
+        assert inspectors.create(account.id, "the old ones expired").id
+
+
+def test_the_dashboard_says_when_the_account_has_ten_inspectors(app, client, people):
+    app.config["WTF_CSRF_ENABLED"] = False
+    sign_in(client, people.alice.email)
+    for i in range(inspectors.MAX_PER_ACCOUNT):
+        inspectors.create(people.a.id, f"n{i}")
+    resp = client.post("/inspectors", data={"name": "eleven"})
+    assert resp.status_code == 409
+    assert "at most 10 inspectors at once" in resp.get_data(as_text=True)
+    assert len(inspectors.list_for(people.a.id)) == 10

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app, has_request_context, request
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from . import audit, endpoints, netguard
 from .audit import Action
@@ -37,6 +37,8 @@ MAX_DELAY_MS = 15_000  # past the 10 s delivery deadline, to show a timeout
 MAX_FAIL_FIRST = 100
 MAX_MOCK_BODY = 16 * 1024
 MAX_NAME = 80
+# Live inspectors per account: each may hold KEEP requests of MAX_BODY bytes (25 MiB).
+MAX_PER_ACCOUNT = 10
 CAPTURE_PREFIX = "/in/"
 DEV_PUBLIC_URL = "http://127.0.0.1:5000"  # what `make run` serves
 FAIL_STATUS = 500
@@ -87,6 +89,14 @@ def create(account_id: int, name: str = "", add_endpoint: bool = False) -> Inspe
     public_url()  # production without TNT_PUBLIC_URL: say so before anything is written
     name = _clean_name(name)
     purge_expired()
+    live = db.session.scalar(
+        select(func.count()).select_from(Inspector).where(Inspector.account_id == account_id)
+    )
+    if live >= MAX_PER_ACCOUNT:
+        raise Conflict(
+            f"An account has at most {MAX_PER_ACCOUNT} inspectors at once: delete one first "
+            "(each also expires 7 days after it was made)."
+        )
     inspector = Inspector(
         account_id=account_id,
         token=secrets.token_urlsafe(24),

@@ -5,7 +5,7 @@ from flask import Blueprint, flash, redirect, render_template, request
 from flask_login import login_required
 
 from .. import inspectors as service
-from ..errors import InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound
 from .scope import aurl, list_scope, owner_scope
 
 bp = Blueprint("inspectors", __name__, url_prefix="/inspectors")
@@ -34,6 +34,7 @@ def index():
 def create():
     account_id = list_scope()
     errors: dict[str, str] = {}
+    status = 422
     if account_id is None:
         errors["account"] = "Choose the account this inspector belongs to."
     else:
@@ -45,6 +46,8 @@ def create():
             )
         except InvalidInput as exc:
             errors = exc.fields
+        except Conflict as exc:  # too many at once, or no public address configured
+            errors, status = {"inspector": str(exc)}, 409
         else:
             return redirect(_page_url(inspector))
     return render_template(
@@ -53,7 +56,7 @@ def create():
         account_id=account_id,
         errors=errors,
         capture_url=service.capture_url,
-    ), 422
+    ), status
 
 
 @bp.get("/<int:inspector_id>")
