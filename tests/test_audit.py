@@ -372,10 +372,12 @@ def test_inspectors_in_the_trail(people, signed_in):
     assert alice.post(f"/inspectors/{inspector.id}/mock", data=form).status_code in (200, 302)
     alice.post(f"/inspectors/{inspector.id}/delete")
     with freeze_time(datetime.now(UTC) + timedelta(days=8)):
-        gone = inspectors.create(people.a.id, "old").id
+        gone = inspectors.create(people.a.id, "old", add_endpoint=True).id
     with freeze_time(datetime.now(UTC) + timedelta(days=16)):
         inspectors.purge_expired()  # the worker's sweep: the service itself acted
     entries = [x for x in trail(people.a.id) if x.action.startswith("inspector.")]
+    (ended,) = [x for x in trail(people.a.id) if x.action == Action.ENDPOINT_DELETE]
+    assert ended.actor == "system"  # the expired inspector's endpoint went with it
     assert [(x.action, x.actor, x.target_id) for x in entries] == [
         (Action.INSPECTOR_CREATE, "alice@acme.test", first),
         (Action.INSPECTOR_ANSWER, "alice@acme.test", first),

@@ -7,10 +7,14 @@ tnt.deliveries, tnt.delivery.resend), so the dashboard, the API and the CLI are 
 sign-ins are recorded by the dashboard's sign-in view, the only place they happen.
 
 Who acted is read from the request: the signed-in user, or the API key of an /api/v1 request;
-outside a request it is the CLI. Entries are read through a Scope (tnt.logs), like the logs.
+outside a request it is the service itself in a worker's job or under `acting` (the sweeper),
+else the CLI. Entries are read through a Scope (tnt.logs), like the logs.
 Secrets never go into an entry: only that one was set, rotated, cleared or shown.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -76,7 +80,7 @@ class ActorType(StrEnum):
     USER = "user"
     API_KEY = "api_key"
     CLI = "cli"
-    SYSTEM = "system"  # the service itself: an expired inspector swept away
+    SYSTEM = "system"  # the service itself, in a worker (an expired inspector swept away)
     VISITOR = "visitor"  # not signed in: a failed sign-in
 
 
@@ -122,10 +126,29 @@ def _address() -> str | None:
     return (request.remote_addr or None) if has_request_context() else None
 
 
+_acting: ContextVar[Actor | None] = ContextVar("audit_actor", default=None)
+
+
+@contextmanager
+def acting(actor: Actor) -> Iterator[None]:
+    """Record what is done inside as `actor`'s: the worker's sweeper is the service itself."""
+    token = _acting.set(actor)
+    try:
+        yield
+    finally:
+        _acting.reset(token)
+
+
 def current_actor() -> Actor:
-    """The API key of an /api/v1 request, else the signed-in user, else the CLI."""
+    """Who `acting` names; else the API key of an /api/v1 request, else the signed-in user;
+    outside a request, the service itself in a worker's job, else the CLI."""
+    named = _acting.get()
+    if named is not None:
+        return named
     if not has_request_context():
-        return Actor.cli()
+        from rq import get_current_job
+
+        return Actor.system() if get_current_job() is not None else Actor.cli()
     key = g.get("api_key")
     if key is not None:
         return Actor.api_key(key)

@@ -213,10 +213,7 @@ def set_mock(inspector: Inspector, **fields) -> Inspector:
 def delete_inspector(inspector: Inspector, *, expired: bool = False) -> None:
     """Delete it and its requests, and the endpoint made from it while that still points here
     (nothing would answer it any more); an endpoint whose URL was changed since stays."""
-    if expired:
-        _record(Action.INSPECTOR_DELETE, inspector, actor=audit.Actor.system(), reason="expired")
-    else:
-        _record(Action.INSPECTOR_DELETE, inspector)
+    _record(Action.INSPECTOR_DELETE, inspector, **({"reason": "expired"} if expired else {}))
     _end_endpoint(inspector)
     db.session.execute(delete(CapturedRequest).where(CapturedRequest.inspector_id == inspector.id))
     db.session.delete(inspector)
@@ -224,11 +221,13 @@ def delete_inspector(inspector: Inspector, *, expired: bool = False) -> None:
 
 
 def purge_expired() -> int:
-    """Delete expired inspectors as delete_inspector does; how many went."""
+    """Delete expired inspectors as delete_inspector does, as the service itself (in the audit
+    trail); how many went."""
     expired = select(Inspector).where(Inspector.expires_at <= utcnow())
     gone = list(db.session.scalars(expired))
-    for inspector in gone:
-        delete_inspector(inspector, expired=True)
+    with audit.acting(audit.Actor.system()):
+        for inspector in gone:
+            delete_inspector(inspector, expired=True)
     return len(gone)
 
 
@@ -242,14 +241,8 @@ def _end_endpoint(inspector: Inspector) -> None:
         endpoints.delete(endpoint)  # soft: its deliveries stay in the Logs; pending ones end
 
 
-def _record(action: Action, inspector: Inspector, actor: audit.Actor | None = None, **details):
-    audit.record(
-        action,
-        inspector.account_id,
-        target=("inspector", inspector.id),
-        details=details,
-        actor=actor,
-    )
+def _record(action: Action, inspector: Inspector, **details):
+    audit.record(action, inspector.account_id, target=("inspector", inspector.id), details=details)
 
 
 # --- capturing ------------------------------------------------------------------------------

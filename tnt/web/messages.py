@@ -4,6 +4,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TextAreaField
+from wtforms.fields import SelectChoice
 
 from .. import messages as service
 from ..errors import InvalidInput
@@ -13,10 +14,10 @@ from .scope import list_scope, owner_scope
 bp = Blueprint("messages", __name__, url_prefix="/messages")
 
 OUTCOMES = [
-    ("delivered", "Delivered (sms.sent, then sms.delivered)"),
-    ("undelivered", "Undelivered (sms.sent, then sms.undelivered)"),
-    ("failed", "Refused by the carrier (sms.failed)"),
-    ("hold", "Hold in the queue (cancel it to fire sms.cancelled)"),
+    SelectChoice("delivered", "Delivered (sms.sent, then sms.delivered)"),
+    SelectChoice("undelivered", "Undelivered (sms.sent, then sms.undelivered)"),
+    SelectChoice("failed", "Refused by the carrier (sms.failed)"),
+    SelectChoice("hold", "Hold in the queue (cancel it to fire sms.cancelled)"),
 ]
 
 
