@@ -7,12 +7,13 @@ from sqlalchemy import select, update
 from tnt import endpoints, messages
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery, Event
+from tnt.scope import Scope
 
 
 def _cancelled(account, mobile="0712345678"):
     """A cancelled message: its sms.cancelled event makes a delivery per subscribed endpoint."""
     msg = messages.send_sms(account.id, mobile, "A", "x", simulate="hold")
-    messages.cancel_message(account.id, msg.id)
+    messages.cancel_message(Scope.account(account.id), msg.id)
     return msg
 
 

@@ -3,6 +3,7 @@ from api_helpers import assert_error
 from tnt import messages
 from tnt.extensions import db
 from tnt.models import Message
+from tnt.scope import Scope
 
 
 def test_send_validates_like_the_form_and_stores_an_api_message(api, account):
@@ -90,7 +91,7 @@ def test_auth_missing_invalid_and_revoked_keys_are_401(client, api, account):
     ok = client.get("/api/v1/messages", headers={"Authorization": f"Bearer {raw}"})
     assert ok.status_code == 200
     assert db.session.get(type(key), key.id).last_used_at is not None
-    apikeys.revoke(account.id, key.id)
+    apikeys.revoke(Scope.account(account.id), key.id)
     resp = client.get("/api/v1/messages", headers={"Authorization": f"Bearer {raw}"})
     assert_error(resp, 401)
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")

@@ -13,6 +13,7 @@ from tnt import apikeys, audit, endpoints
 from tnt.audit import Action
 from tnt.extensions import db
 from tnt.models import AuditEntry, Delivery
+from tnt.scope import Scope
 
 SECRET = "whsec_never_in_the_trail"
 
@@ -43,7 +44,7 @@ def test_an_endpoints_life_in_the_dashboard(people, receiver, signed_in, work):
             data={"url": receiver.url, "events": ["sms.sent"], "secret": SECRET},
         )
         assert resp.status_code == 302
-        (e,) = endpoints.list_for(people.a.id)
+        (e,) = endpoints.list_for(Scope.account(people.a.id))
         assert alice.get(f"/endpoints/{e.id}/edit").status_code == 200  # no secret in it
         assert SECRET in alice.post(f"/endpoints/{e.id}/secret").get_data(as_text=True)
         alice.post(
@@ -145,7 +146,7 @@ def test_api_changes_name_the_key(people, receiver, client):
     assert entries[8].target_type == "delivery" and entries[8].target_id == d.id
     assert entries[9].details == {"queued": 1, "filters": {"endpoint_id": eid}}
     # The label still reads right after the key is revoked.
-    apikeys.revoke(people.a.id, key.id)
+    apikeys.revoke(Scope.account(people.a.id), key.id)
     assert trail(people.a.id)[1].actor == label
     no_secret_anywhere()
 
@@ -153,7 +154,7 @@ def test_api_changes_name_the_key(people, receiver, client):
 def test_api_keys_in_the_dashboard_and_the_cli(people, signed_in, runner):
     alice = signed_in(people.alice)
     assert alice.post("/api-keys", data={"name": "deploys"}).status_code == 201
-    (key,) = apikeys.list_for(people.a.id)
+    (key,) = apikeys.list_for(Scope.account(people.a.id))
     alice.post(f"/api-keys/{key.id}/revoke")
     alice.post(f"/api-keys/{key.id}/revoke")  # revoking twice changes nothing
     result = runner.invoke(args=["tnt", "api-key", "create", "--account", "Acme", "--name", "ops"])
@@ -366,7 +367,7 @@ def test_inspectors_in_the_trail(people, signed_in):
 
     alice = signed_in(people.alice)
     assert alice.post("/inspectors", data={"name": "try"}).status_code == 302
-    (inspector,) = inspectors.list_for(people.a.id)
+    (inspector,) = inspectors.list_for(Scope.account(people.a.id))
     first = inspector.id
     form = {"status_code": "503", "delay": "0", "fail_first": "1", "body": "down"}
     assert alice.post(f"/inspectors/{inspector.id}/mock", data=form).status_code in (200, 302)
@@ -400,7 +401,7 @@ def test_support_reads_a_customers_trail_in_a_browser(page, people, receiver, si
     alice = signed_in(people.alice, REMOTE_ADDR="203.0.113.5")
     form = {"url": receiver.url, "events": ["sms.sent"], "secret": SECRET, "description": "CRM"}
     alice.post("/endpoints/new", data=form)
-    (e,) = endpoints.list_for(people.a.id)
+    (e,) = endpoints.list_for(Scope.account(people.a.id))
     alice.post(f"/endpoints/{e.id}/secret")
     alice.post(f"/endpoints/{e.id}/test", data={"event": "sms.sent"})
     apikeys.create(people.a.id, "billing")

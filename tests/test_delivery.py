@@ -15,6 +15,7 @@ from tnt.delivery.recording import Answer
 from tnt.errors import Conflict
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery, Event
+from tnt.scope import Scope
 from tnt.states import EventType
 from tnt.transport import Response
 
@@ -48,7 +49,7 @@ def claim(limit: int) -> list:
 def fire_one(account, event="sms.sent"):
     """Send an SMS held in the queue and cancel it: exactly one event (sms.cancelled)."""
     msg = messages.send_sms(account.id, "0712345678", "TALKNTALK", "Hi", simulate="hold")
-    messages.cancel_message(account.id, msg.id)
+    messages.cancel_message(Scope.account(account.id), msg.id)
     return msg
 
 
@@ -216,7 +217,7 @@ def test_manual_resend_is_one_attempt_logged_with_who_asked(app, account, endpoi
             work()
     assert only_delivery().status == "failed"
     receiver.respond = [(200, b"thanks")]
-    attempt = delivery.resend(only_delivery().id, account_id=None, requested_by=staff.id)
+    attempt = delivery.resend(only_delivery().id, scope=Scope.all_accounts(), requested_by=staff.id)
     assert (attempt.number, attempt.trigger, attempt.ok) == (5, "manual", True)
     assert attempt.requested_by.email == "help@example.com"
     assert only_delivery().status == "delivered"
@@ -231,10 +232,10 @@ def test_resend_respects_tenancy_and_disabled_endpoints(app, account, endpoint, 
     work()
     d = only_delivery()
     with pytest.raises(NotFound):
-        delivery.resend(d.id, account_id=other.id, requested_by=None)
+        delivery.resend(d.id, scope=Scope.account(other.id), requested_by=None)
     endpoints.set_enabled(endpoint, False)
     with pytest.raises(Conflict, match="disabled"):
-        delivery.resend(d.id, account_id=account.id, requested_by=None)
+        delivery.resend(d.id, scope=Scope.account(account.id), requested_by=None)
 
 
 def test_two_claims_never_share_a_delivery(app, account, receiver):

@@ -18,6 +18,7 @@ from web_fixtures import sign_in
 from tnt import endpoints, inspectors, netguard
 from tnt.extensions import db
 from tnt.models import Attempt, CapturedRequest, Delivery, Endpoint, Inspector
+from tnt.scope import Scope
 from tnt.signing import signature
 
 
@@ -115,8 +116,8 @@ def test_unknown_and_expired_inspectors(app, client, account):
         assert resp.status_code == 410
         assert "expired" in resp.get_data(as_text=True)
         with pytest.raises(inspectors.NotFound):
-            inspectors.get(account.id, i.id)
-        assert inspectors.list_for(account.id) == []
+            inspectors.get(Scope.account(account.id), i.id)
+        assert inspectors.list_for(Scope.account(account.id)) == []
         assert inspectors.purge_expired() == 2  # what the worker's sweeper runs
         # The endpoint that still pointed at it is gone too; the one changed since stays.
         assert (made.deleted_at is not None, kept.deleted_at is None) == (True, True)
@@ -606,4 +607,4 @@ def test_the_dashboard_says_when_the_account_has_ten_inspectors(app, client, peo
     resp = client.post("/inspectors", data={"name": "eleven"})
     assert resp.status_code == 409
     assert "at most 10 inspectors at once" in resp.get_data(as_text=True)
-    assert len(inspectors.list_for(people.a.id)) == 10
+    assert len(inspectors.list_for(Scope.account(people.a.id))) == 10

@@ -6,17 +6,29 @@ routes are called with bob's session (as a plain request and as htmx), /api/v1 r
 API key, once per method the rule allows. Requests carry no body the route could reject first:
 a route must look its id up (scoped to the caller's account) before it reads the body, or it
 answers a 4xx other than 404 here and this test says so.
+
+Below the routes, the domain reads they call: every function in tnt that takes a `scope` takes a
+tnt.scope.Scope and refuses a bare account id or None (once "None: every account"). They are
+found by walking the package, so a new one is checked too.
 """
+
+import importlib
+import inspect
+import pkgutil
+import typing
 
 import pytest
 from sqlalchemy import insert, select
 from web_fixtures import sign_in
 
-from tnt import apikeys, endpoints, inspectors, messages
+import tnt
+from tnt import apikeys, audit, deliveries, delivery, endpoints, hourly, inspectors, logs, messages
 from tnt.audit import Action
 from tnt.clock import utcnow
 from tnt.extensions import db
 from tnt.models import Attempt, AuditEntry, Delivery, Endpoint, Event
+from tnt.scope import Scope
+from tnt.web import queries
 
 API_PREFIX = "/api/v1/"
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # answered by Flask from the GET view / the url_map
@@ -195,3 +207,69 @@ def test_the_check_catches_a_route_without_tenancy(app, people, ids, bob_key):
         for p in problems
     )
     assert len(problems) == 5, problems  # the leak route's 4 calls and the unknown id: no others
+
+
+# --- the domain reads: a Scope, never an account id or None ----------------------------------
+
+# Parameters `account_id: int | None` that are not a read's scope, each with the reason.
+NOT_SCOPES = {
+    "tnt.accounts.create_user": "the new user's account: support users belong to none",
+    "tnt.audit.record": "the account an entry belongs to (None: no account's)",
+}
+
+# How to call each scoped read on account A's rows (`ids`), with `s` as its scope.
+SCOPED_READS = {
+    "tnt.apikeys.get": lambda s, ids: apikeys.get(s, ids["key_id"]),
+    "tnt.apikeys.list_for": lambda s, ids: apikeys.list_for(s),
+    "tnt.apikeys.revoke": lambda s, ids: apikeys.revoke(s, ids["key_id"]),
+    "tnt.audit.entries": lambda s, ids: audit.entries(s),
+    "tnt.deliveries.get": lambda s, ids: deliveries.get(s, ids["delivery_id"]),
+    "tnt.delivery.resend": lambda s, ids: delivery.resend(
+        ids["delivery_id"], scope=s, requested_by=None
+    ),
+    "tnt.endpoints.get": lambda s, ids: endpoints.get(s, ids["endpoint_id"]),
+    "tnt.endpoints.list_for": lambda s, ids: endpoints.list_for(s),
+    "tnt.hourly.hourly_outcomes": lambda s, ids: hourly.hourly_outcomes(s),
+    "tnt.inspectors.get": lambda s, ids: inspectors.get(s, ids["inspector_id"]),
+    "tnt.inspectors.get_request": lambda s, ids: inspectors.get_request(s, ids["request_id"]),
+    "tnt.inspectors.list_for": lambda s, ids: inspectors.list_for(s),
+    "tnt.logs.attempt_row": lambda s, ids: logs.attempt_row(ids["attempt_id"], s),
+    "tnt.logs.queued_count": lambda s, ids: logs.queued_count(s),
+    "tnt.messages.cancel_message": lambda s, ids: messages.cancel_message(s, ids["message_id"]),
+    "tnt.messages.get": lambda s, ids: messages.get(s, ids["message_id"]),
+    "tnt.web.queries.endpoints_for_filter": lambda s, ids: queries.endpoints_for_filter(s),
+    "tnt.web.queries.messages_for": lambda s, ids: queries.messages_for(s),
+}
+
+
+def tnt_functions():
+    """(qualified name, function) of every module-level function in the tnt package."""
+    for info in pkgutil.walk_packages(tnt.__path__, "tnt."):
+        module = importlib.import_module(info.name)
+        for name, fn in vars(module).items():
+            if inspect.isfunction(fn) and fn.__module__ == module.__name__:
+                yield f"{module.__name__}.{name}", fn
+
+
+def test_every_read_takes_a_scope_not_an_optional_account_id(app):
+    scoped, optional_ids = set(), set()
+    for name, fn in tnt_functions():
+        hints = typing.get_type_hints(fn)
+        if "scope" in inspect.signature(fn).parameters:
+            assert hints.get("scope") is Scope, f"{name}: `scope` is not annotated Scope"
+            scoped.add(name)
+        if hints.get("account_id") == int | None:
+            optional_ids.add(name)
+    assert optional_ids == set(NOT_SCOPES), "an `account_id: int | None` that may mean 'all'?"
+    assert scoped == set(SCOPED_READS), "add the new scoped read to SCOPED_READS"
+
+
+@pytest.mark.parametrize("name", sorted(SCOPED_READS))
+def test_a_scoped_read_refuses_an_account_id_or_none(app, people, ids, name):
+    """On rows that exist (so no "not found" answers first), a read given a bare id or None
+    raises instead of reading: it is never taken as "every account"."""
+    for not_a_scope in (people.a.id, None):
+        with pytest.raises((AttributeError, TypeError, ValueError)):
+            SCOPED_READS[name](not_a_scope, ids)
+        db.session.rollback()
+    SCOPED_READS[name](Scope.account(people.a.id), ids)  # the call itself is right

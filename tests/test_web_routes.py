@@ -14,6 +14,7 @@ from tnt.clock import utcnow
 from tnt.delivery import policy
 from tnt.extensions import db
 from tnt.models import Attempt, Delivery, Endpoint, Event, Message
+from tnt.scope import Scope
 from tnt.web.logs import short_reason
 
 HX = {"HX-Request": "true"}
@@ -306,7 +307,7 @@ def _fire(account_id, n=1, simulate="hold"):
     out = []
     for i in range(n):
         msg = messages.send_sms(account_id, f"07123456{i:02d}", "TNT", "hi", simulate=simulate)
-        messages.cancel_message(account_id, msg.id)
+        messages.cancel_message(Scope.account(account_id), msg.id)
         out.append(msg)
     return out
 

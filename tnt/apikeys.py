@@ -15,6 +15,7 @@ from .clock import utcnow
 from .errors import InvalidInput, NotFound
 from .extensions import db
 from .models import ApiKey
+from .scope import Scope
 
 KEY_PREFIX = "tnt_"
 TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per key
@@ -46,24 +47,24 @@ def create(account_id: int, name: str, *, created_by: int | None = None) -> tupl
     return key, raw
 
 
-def list_for(account_id: int | None) -> list[ApiKey]:
-    """The account's keys, newest first (account_id None: every account, for support)."""
+def list_for(scope: Scope) -> list[ApiKey]:
+    """The scope's keys, newest first."""
     query = select(ApiKey).order_by(ApiKey.id.desc())
-    if account_id is not None:
-        query = query.where(ApiKey.account_id == account_id)
+    if not scope.everyone:
+        query = query.where(ApiKey.account_id == scope.account_id)
     return list(db.session.scalars(query))
 
 
-def get(account_id: int | None, key_id: int) -> ApiKey:
+def get(scope: Scope, key_id: int) -> ApiKey:
     key = db.session.get(ApiKey, key_id)
-    if key is None or (account_id is not None and key.account_id != account_id):
+    if key is None or not (scope.everyone or key.account_id == scope.account_id):
         raise NotFound("No such API key.")
     return key
 
 
-def revoke(account_id: int | None, key_id: int) -> ApiKey:
-    """Revoke at once; revoking twice is harmless."""
-    key = get(account_id, key_id)
+def revoke(scope: Scope, key_id: int) -> ApiKey:
+    """Revoke at once (a key the scope sees); revoking twice is harmless."""
+    key = get(scope, key_id)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         _record(audit.Action.API_KEY_REVOKE, key)

@@ -10,6 +10,7 @@ from .errors import InvalidInput
 from .extensions import db
 from .models import EVENTS, Account
 from .provider import SimulatedProvider
+from .scope import Scope
 
 tnt_cli = AppGroup("tnt", help="TalkNTalk Webhooks operator commands.")
 
@@ -205,8 +206,8 @@ def api_key_list(account_ref):
     """List API keys (never the keys themselves)."""
     from . import apikeys
 
-    account_id = _account(account_ref).id if account_ref else None
-    for key in apikeys.list_for(account_id):
+    scope = Scope.account(_account(account_ref).id) if account_ref else Scope.all_accounts()
+    for key in apikeys.list_for(scope):
         used = key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "never"
         state = "active" if key.active else "revoked"
         click.echo(
@@ -223,7 +224,7 @@ def api_key_revoke(key_id):
     from .errors import NotFound
 
     try:
-        key = apikeys.revoke(None, key_id)
+        key = apikeys.revoke(Scope.all_accounts(), key_id)
     except NotFound as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"api key {key.id} {key.name} revoked")

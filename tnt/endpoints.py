@@ -12,6 +12,7 @@ from .clock import utcnow
 from .errors import InvalidInput, NotFound
 from .extensions import db
 from .models import EVENTS, Delivery, Endpoint
+from .scope import Scope
 
 # Visible ASCII only: what the receiver's HMAC key bytes are is then never in doubt.
 SECRET = re.compile(r"[!-~]{8,255}")
@@ -26,13 +27,13 @@ def generate_secret() -> str:
     return "whsec_" + _secrets.token_urlsafe(32)
 
 
-def get(account_id: int | None, endpoint_id: int) -> Endpoint:
-    """The endpoint if it belongs to account_id (None: support, any account)."""
+def get(scope: Scope, endpoint_id: int) -> Endpoint:
+    """The endpoint if the scope sees it and it is not deleted."""
     endpoint = db.session.get(Endpoint, endpoint_id)
     if (
         endpoint is None
         or endpoint.deleted_at is not None
-        or (account_id is not None and endpoint.account_id != account_id)
+        or not (scope.everyone or endpoint.account_id == scope.account_id)
     ):
         raise NotFound("No such endpoint.")
     return endpoint
@@ -211,10 +212,10 @@ def send_test(
     return d
 
 
-def list_for(account_id: int | None) -> list[Endpoint]:
+def list_for(scope: Scope) -> list[Endpoint]:
     query = select(Endpoint).where(Endpoint.deleted_at.is_(None)).order_by(Endpoint.id)
-    if account_id is not None:
-        query = query.where(Endpoint.account_id == account_id)
+    if not scope.everyone:
+        query = query.where(Endpoint.account_id == scope.account_id)
     return list(db.session.scalars(query))
 
 

@@ -28,6 +28,7 @@ from .clock import utcnow
 from .errors import Conflict, InvalidInput, NotFound
 from .extensions import db
 from .models import CapturedRequest, Endpoint, Inspector
+from .scope import Scope
 from .signing import verify_signature
 
 TTL = timedelta(days=7)
@@ -121,23 +122,22 @@ def _clean_name(name: str | None) -> str:
     return name
 
 
-def get(account_id: int | None, inspector_id: int) -> Inspector:
-    """The inspector if it belongs to account_id (None: support, any account) and has not
-    expired."""
+def get(scope: Scope, inspector_id: int) -> Inspector:
+    """The inspector if the scope sees it and it has not expired."""
     inspector = db.session.get(Inspector, inspector_id)
     if (
         inspector is None
-        or (account_id is not None and inspector.account_id != account_id)
+        or not (scope.everyone or inspector.account_id == scope.account_id)
         or inspector.expires_at <= utcnow()
     ):
         raise NotFound("No such inspector (it may have expired).")
     return inspector
 
 
-def list_for(account_id: int | None) -> list[Inspector]:
+def list_for(scope: Scope) -> list[Inspector]:
     query = select(Inspector).where(Inspector.expires_at > utcnow()).order_by(Inspector.id.desc())
-    if account_id is not None:
-        query = query.where(Inspector.account_id == account_id)
+    if not scope.everyone:
+        query = query.where(Inspector.account_id == scope.account_id)
     return list(db.session.scalars(query))
 
 
@@ -374,11 +374,11 @@ def requests_of(inspector: Inspector, after: int | None = None) -> list[Captured
     return list(db.session.scalars(query))
 
 
-def get_request(account_id: int | None, request_id: int) -> CapturedRequest:
+def get_request(scope: Scope, request_id: int) -> CapturedRequest:
     row = db.session.get(CapturedRequest, request_id)
     if row is None:
         raise NotFound("No such request.")
-    get(account_id, row.inspector_id)  # its inspector: the account's, and not expired
+    get(scope, row.inspector_id)  # its inspector: in the scope, and not expired
     return row
 
 

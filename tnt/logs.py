@@ -1,6 +1,6 @@
-"""The delivery log's read model: whose rows (Scope), which rows (LogQuery), one filter builder,
-and the reads the Logs page and the API's delivery listing make with them (the 24 h counts are
-tnt.hourly's).
+"""The delivery log's read model: whose rows (Scope, tnt.scope's), which rows (LogQuery), one
+filter builder, and the reads the Logs page and the API's delivery listing make with them (the
+24 h counts are tnt.hourly's).
 
 Plain domain code: the dashboard and the API parse their input into a LogQuery and render what
 comes back. Times are naive UTC (see tnt.clock).
@@ -14,34 +14,11 @@ from sqlalchemy.orm import aliased
 
 from .extensions import db
 from .models import Account, Attempt, Delivery, Endpoint, Event, Message, User
+from .scope import Scope as Scope  # re-exported: logs.Scope is tnt.scope.Scope
 from .states import DeliveryStatus
 
 STATUSES = tuple(DeliveryStatus)
 PAGE = 50
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Whose rows a read may see: one account's, or every account's (support staff only).
-
-    Build it with Scope.account(id) or Scope.all_accounts(); an account scope without an
-    account id is an error, never "everything".
-    """
-
-    account_id: int | None
-    everyone: bool = False
-
-    def __post_init__(self):
-        if self.everyone != (self.account_id is None):
-            raise ValueError("a Scope is one account's (an id) or all accounts', not neither")
-
-    @classmethod
-    def account(cls, account_id: int) -> "Scope":
-        return cls(account_id)
-
-    @classmethod
-    def all_accounts(cls) -> "Scope":
-        return cls(None, everyone=True)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from .extensions import db
 from .models import Message
 from .phones import InvalidMobile, for_search, network_for, normalise_mobile
 from .provider import SimulatedProvider, SubmitFailed
+from .scope import Scope
 from .states import EventType, MessageStatus
 
 S = MessageStatus
@@ -114,10 +115,10 @@ def submit_message(message_id: int) -> None:
         carrier.submitted(msg)
 
 
-def cancel_message(account_id: int | None, message_id: int) -> Message:
-    """Cancel a queued message (account_id None: any account, for support)."""
+def cancel_message(scope: Scope, message_id: int) -> Message:
+    """Cancel a queued message the scope sees."""
     msg = _locked(message_id)
-    if msg is None or (account_id is not None and msg.account_id != account_id):
+    if msg is None or not (scope.everyone or msg.account_id == scope.account_id):
         db.session.rollback()
         raise NotFound("No such message.")
     transition(msg, S.CANCELLED)
@@ -169,10 +170,10 @@ def _commit_and_kick() -> None:
     queue.kick()
 
 
-def get(account_id: int | None, message_id: int) -> Message:
-    """The message if it belongs to account_id (None: support, any account)."""
+def get(scope: Scope, message_id: int) -> Message:
+    """The message if the scope sees it."""
     msg = db.session.get(Message, message_id)
-    if msg is None or (account_id is not None and msg.account_id != account_id):
+    if msg is None or not (scope.everyone or msg.account_id == scope.account_id):
         raise NotFound("No such message.")
     return msg
 

@@ -1,9 +1,8 @@
 """/api/v1/audit: the key's account's audit trail, newest first (tnt.audit)."""
 
 from .. import audit
-from ..logs import Scope
 from . import schemas
-from .core import account_id, before_id, bp, page
+from .core import before_id, bp, page, scope
 
 
 @bp.get("/audit", tags=["audit"])
@@ -16,5 +15,5 @@ def list_audit_entries(args):
     when and from which address.
     """
     cursor, limit = args.pop("cursor", None), args.pop("limit", 50)
-    rows = audit.entries(Scope.account(account_id()), before_id=before_id(cursor), limit=limit)
+    rows = audit.entries(scope(), before_id=before_id(cursor), limit=limit)
     return page(rows, limit)

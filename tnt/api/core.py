@@ -6,7 +6,8 @@ import hashlib
 import flask_smorest
 from flask import current_app, g, request
 
-from .. import MAX_ID, apikeys, deliveries, endpoints, inspectors, logs, messages
+from .. import MAX_ID, apikeys, deliveries, endpoints, inspectors, messages
+from ..scope import Scope
 from .errors import MAX_BODY, ApiError, handle_exception
 from .parsing import Parser
 
@@ -85,7 +86,7 @@ def _authenticate():
 OWNED = {
     "endpoint_id": endpoints.get,
     "message_id": messages.get,
-    "delivery_id": lambda account_id, id_: deliveries.get(logs.Scope.account(account_id), id_),
+    "delivery_id": deliveries.get,
     "inspector_id": inspectors.get,
     "request_id": inspectors.get_request,  # a captured request, through its inspector
 }
@@ -96,11 +97,17 @@ def _path_ids_are_the_accounts():
     """Another account's id is a 404 before the body is read: no answer about a body can tell
     whether someone else's id exists."""
     for name, value in (request.view_args or {}).items():
-        OWNED[name](g.account_id, value)
+        OWNED[name](scope(), value)
 
 
 def account_id() -> int:
+    """The key's account: where the API creates rows."""
     return g.account_id
+
+
+def scope() -> Scope:
+    """The key's account, as the scope of every read: the API never reads another account."""
+    return Scope.account(g.account_id)
 
 
 def before_id(cursor: str | None) -> int | None:

@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from .. import apikeys
 from ..errors import InvalidInput, NotFound
+from ..web.scope import owner_scope
 from . import openapi
 
 bp = Blueprint("api_dashboard", __name__)
@@ -58,16 +59,11 @@ def curl_examples(base_url: str) -> list[dict]:
     return out
 
 
-def _account_id() -> int | None:
-    """The signed-in customer's account; None for support (every account)."""
-    return None if current_user.is_support else current_user.account_id
-
-
 @bp.get("/api-keys")
 @login_required
 def keys():
     return render_template(
-        "api/keys.html", keys=apikeys.list_for(_account_id()), new_key=None, errors={}
+        "api/keys.html", keys=apikeys.list_for(owner_scope()), new_key=None, errors={}
     )
 
 
@@ -82,12 +78,12 @@ def create_key():
         )
     except InvalidInput as exc:
         return render_template(
-            "api/keys.html", keys=apikeys.list_for(_account_id()), new_key=None, errors=exc.fields
+            "api/keys.html", keys=apikeys.list_for(owner_scope()), new_key=None, errors=exc.fields
         ), 422
     # Rendered, not redirected: the key is shown this once and never stored in the clear.
     return render_template(
         "api/keys.html",
-        keys=apikeys.list_for(_account_id()),
+        keys=apikeys.list_for(owner_scope()),
         new_key={"name": key.name, "raw": raw},
         errors={},
     ), 201
@@ -97,7 +93,7 @@ def create_key():
 @login_required
 def revoke_key(key_id):
     try:
-        key = apikeys.revoke(_account_id(), key_id)
+        key = apikeys.revoke(owner_scope(), key_id)
     except NotFound:
         abort(404)
     flash(f"API key {key.name!r} revoked.")

@@ -5,7 +5,7 @@ import json
 from .. import MAX_ID, deliveries, delivery, logs
 from ..phones import for_search
 from . import schemas
-from .core import account_id, before_id, bp, page
+from .core import before_id, bp, page, scope
 from .openapi import error
 
 
@@ -15,7 +15,7 @@ def log_query(filters: dict) -> logs.LogQuery:
     filters = filters | {k: 0 for k in ("endpoint_id", "message_id") if filters.get(k, 0) > MAX_ID}
     if filters.get("mobile"):
         filters = filters | {"mobile": for_search(filters["mobile"])}
-    return logs.LogQuery(logs.Scope.account(account_id()), **filters)
+    return logs.LogQuery(scope(), **filters)
 
 
 def delivery_json(d, event, mobile) -> dict:
@@ -39,7 +39,7 @@ def delivery_json(d, event, mobile) -> dict:
 
 
 def _detail(delivery_id) -> dict:
-    d = deliveries.get(logs.Scope.account(account_id()), delivery_id)
+    d = deliveries.get(scope(), delivery_id)
     return delivery_json(d, d.event, deliveries.mobile_of(d)) | {
         "payload": json.loads(d.event.body),
         "attempts": deliveries.attempts(d.id),
@@ -70,7 +70,7 @@ def get_delivery(delivery_id):
 def resend_delivery(_body, delivery_id):
     """Resend delivery"""
     # An API key is not a dashboard user: the attempt is logged as manual with no requester.
-    delivery.resend(delivery_id, account_id=account_id(), requested_by=None)
+    delivery.resend(delivery_id, scope=scope(), requested_by=None)
     return _detail(delivery_id)
 
 

@@ -4,19 +4,19 @@ from flask import Response, url_for
 
 from .. import deliveries, endpoints
 from . import schemas
-from .core import account_id, bp
+from .core import account_id, bp, scope
 from .deliveries import delivery_json
 
 
 def _endpoint(endpoint_id):
-    return endpoints.get(account_id(), endpoint_id)
+    return endpoints.get(scope(), endpoint_id)
 
 
 @bp.get("/endpoints", tags=["endpoints"])
 @bp.response(200, schemas.EndpointList)
 def list_endpoints():
     """List endpoints"""
-    return {"data": endpoints.list_for(account_id())}
+    return {"data": endpoints.list_for(scope())}
 
 
 @bp.post("/endpoints", tags=["endpoints"])

@@ -8,7 +8,7 @@ from flask import Response, url_for
 from .. import inspectors
 from ..errors import NotFound
 from . import schemas
-from .core import account_id, bp
+from .core import account_id, bp, scope
 from .openapi import error
 
 
@@ -48,12 +48,12 @@ def captured_json(r) -> dict:
 
 
 def _inspector(inspector_id):
-    return inspectors.get(account_id(), inspector_id)
+    return inspectors.get(scope(), inspector_id)
 
 
 def _request(inspector_id, request_id):
     inspector = _inspector(inspector_id)
-    row = inspectors.get_request(account_id(), request_id)
+    row = inspectors.get_request(scope(), request_id)
     if row.inspector_id != inspector.id:
         raise NotFound("No such request.")
     return row
@@ -63,7 +63,7 @@ def _request(inspector_id, request_id):
 @bp.response(200, schemas.InspectorList)
 def list_inspectors():
     """List inspectors"""
-    return {"data": [inspector_json(i) for i in inspectors.list_for(account_id())]}
+    return {"data": [inspector_json(i) for i in inspectors.list_for(scope())]}
 
 
 @bp.post("/inspectors", tags=["inspectors"])

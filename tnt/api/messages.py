@@ -4,7 +4,7 @@ from flask import url_for
 
 from .. import messages
 from . import schemas
-from .core import account_id, before_id, bp, page
+from .core import account_id, before_id, bp, page, scope
 from .openapi import error
 
 
@@ -38,7 +38,7 @@ def list_messages(args):
 @bp.response(200, schemas.Message)
 def get_message(message_id):
     """Get message"""
-    return messages.get(account_id(), message_id)
+    return messages.get(scope(), message_id)
 
 
 @bp.post("/messages/<int:message_id>/cancel", tags=["messages"])
@@ -47,4 +47,4 @@ def get_message(message_id):
 @bp.alt_response(409, **error(409))
 def cancel_message(_body, message_id):
     """Cancel message"""
-    return messages.cancel_message(account_id(), message_id)
+    return messages.cancel_message(scope(), message_id)

@@ -295,11 +295,12 @@ class EndpointUpdate(Body):
     enabled = Bool()
 
     def check(self, data):
-        from flask import g, request
+        from flask import request
 
         from .. import endpoints
+        from .core import scope
 
-        e = endpoints.get(g.account_id, request.view_args["endpoint_id"])
+        e = endpoints.get(scope(), request.view_args["endpoint_id"])
         endpoints.validate(
             data.get("url", e.url),
             data.get("events", e.event_list),

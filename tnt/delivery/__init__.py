@@ -20,6 +20,7 @@ from ..clock import utcnow
 from ..errors import Conflict, NotFound
 from ..extensions import db
 from ..models import Attempt, Delivery, Message
+from ..scope import Scope
 from ..states import MessageStatus
 from ..transport import Response, Transport
 from . import claiming, recording
@@ -49,13 +50,13 @@ def deliver_due(ids: list[int] | None = None) -> int:
     return _engine().drain(ids)
 
 
-def resend(delivery_id: int, *, account_id: int | None, requested_by: int | None) -> Attempt:
-    """One immediate manual attempt, logged with who asked. account_id None: support (any).
+def resend(delivery_id: int, *, scope: Scope, requested_by: int | None) -> Attempt:
+    """One immediate manual attempt at a delivery the scope sees, logged with who asked.
 
     Runs in the caller's process (a web request): at most one POST deadline.
     """
     delivery = db.session.get(Delivery, delivery_id)
-    if delivery is None or (account_id is not None and delivery.account_id != account_id):
+    if delivery is None or not (scope.everyone or delivery.account_id == scope.account_id):
         raise NotFound("No such delivery.")
     if not delivery.endpoint.active:
         raise Conflict("Its endpoint is disabled or deleted; enable it to resend.")

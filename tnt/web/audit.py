@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from .. import MAX_ID, audit
 from ..extensions import db
-from ..logs import Scope
 from ..models import Account
-from .scope import log_scope
+from ..scope import Scope
+from .scope import list_scope
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -22,11 +22,11 @@ def _signed_in():
 
 
 def _scope() -> Scope:
-    """log_scope(), but an account filter that is no account's id is a 400, not "all"."""
+    """list_scope(), but an account filter that is no account's id is a 400, not "all"."""
     ref = request.args.get("account", "")
     if current_user.is_support and ref and not ref.isdigit():
         abort(400, "The account filter must be an account's id.")
-    return log_scope()
+    return list_scope()
 
 
 def _before() -> int | None:

@@ -11,7 +11,7 @@ from .. import hourly, inspectors, logs
 from ..errors import InvalidInput
 from ..models import EVENTS
 from .logs import RESENDABLE
-from .scope import aurl, list_scope, owner_scope
+from .scope import aurl, chosen_account_id, list_scope, owner_scope
 
 bp = Blueprint("endpoints", __name__, url_prefix="/endpoints")
 RECENT = 10  # attempts an endpoint's page lists; the Logs, filtered to it, have the rest
@@ -31,8 +31,8 @@ class EndpointForm(FlaskForm):
 
 @bp.get("")
 def index():
-    account_id = list_scope()
-    items = service.list_for(account_id)
+    account_id = chosen_account_id()
+    items = service.list_for(list_scope())
     return render_template(
         "endpoints/index.html",
         endpoints=items,
@@ -58,7 +58,7 @@ def show(endpoint_id: int):
 
 @bp.route("/new", methods=["GET", "POST"])
 def new():
-    account_id = list_scope()
+    account_id = chosen_account_id()
     form = EndpointForm()
     chosen = request.form.getlist("events") if request.method == "POST" else list(EVENTS)
     errors: dict[str, str] = {}

@@ -6,7 +6,7 @@ from flask_login import login_required
 
 from .. import inspectors as service
 from ..errors import Conflict, InvalidInput, NotFound
-from .scope import aurl, list_scope, owner_scope
+from .scope import aurl, chosen_account_id, list_scope, owner_scope
 
 bp = Blueprint("inspectors", __name__, url_prefix="/inspectors")
 POLL_SECONDS = 1
@@ -20,10 +20,10 @@ def _signed_in():
 
 @bp.get("")
 def index():
-    account_id = list_scope()
+    account_id = chosen_account_id()
     return render_template(
         "inspectors/index.html",
-        items=service.list_for(account_id),
+        items=service.list_for(list_scope()),
         account_id=account_id,
         errors={},
         capture_url=service.capture_url,
@@ -32,7 +32,7 @@ def index():
 
 @bp.post("")
 def create():
-    account_id = list_scope()
+    account_id = chosen_account_id()
     errors: dict[str, str] = {}
     status = 422
     if account_id is None:
@@ -52,7 +52,7 @@ def create():
             return redirect(_page_url(inspector))
     return render_template(
         "inspectors/index.html",
-        items=service.list_for(account_id),
+        items=service.list_for(list_scope()),
         account_id=account_id,
         errors=errors,
         capture_url=service.capture_url,

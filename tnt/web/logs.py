@@ -18,7 +18,7 @@ from ..models import EVENTS, Delivery
 from ..phones import for_search
 from ..states import DeliveryStatus
 from . import queries
-from .scope import log_scope, lookup_scope
+from .scope import list_scope, owner_scope
 
 bp = Blueprint("logs", __name__, url_prefix="/logs")
 
@@ -137,7 +137,7 @@ def decode_cursor(raw: str) -> logs.Cursor | None:
 
 @bp.get("")
 def index():
-    scope = log_scope()
+    scope = list_scope()
     form = LogForm.from_args(request.args)
     q = form.query(scope)
     rows, queued, more_url = _page(q)
@@ -164,7 +164,7 @@ def index():
 
 @bp.get("/chart")
 def chart():
-    bars = hourly.hourly_outcomes(log_scope(), _id(request.args.get("endpoint_id", "")))
+    bars = hourly.hourly_outcomes(list_scope(), _id(request.args.get("endpoint_id", "")))
     peak = max([b.ok + b.failed for b in bars] + [1])
     return render_template("logs/_chart.html", bars=bars, peak=peak)
 
@@ -172,7 +172,7 @@ def chart():
 @bp.get("/rows")
 def rows():
     """The next page of rows (the "Load more" button swaps itself for these)."""
-    rows_, queued, more_url = _page(LogForm.from_args(request.args).query(log_scope()))
+    rows_, queued, more_url = _page(LogForm.from_args(request.args).query(list_scope()))
     return render_template(
         "logs/_rows.html", rows=rows_, queued=queued, more_url=more_url, resendable=RESENDABLE
     )
@@ -180,7 +180,7 @@ def rows():
 
 @bp.get("/attempts/<int:attempt_id>")
 def detail(attempt_id: int):
-    row = logs.attempt_row(attempt_id, lookup_scope())
+    row = logs.attempt_row(attempt_id, owner_scope())
     if row is None:
         abort(404, "No such attempt.")
     attempt = row[0]
@@ -205,8 +205,8 @@ def detail(attempt_id: int):
 @bp.post("/deliveries/<int:delivery_id>/resend")
 def resend(delivery_id: int):
     """One manual attempt now; answers the new attempt's row and the clicked row, updated."""
-    scope = lookup_scope()
-    new = engine.resend(delivery_id, account_id=scope.account_id, requested_by=current_user.id)
+    scope = owner_scope()
+    new = engine.resend(delivery_id, scope=scope, requested_by=current_user.id)
     db.session.expire_all()
     new_row = logs.attempt_row(new.id, scope) if new else None
     shown = request.args.get("attempt", "")

@@ -9,7 +9,7 @@ from wtforms.fields import SelectChoice
 from .. import messages as service
 from ..errors import InvalidInput
 from . import queries
-from .scope import list_scope, owner_scope
+from .scope import chosen_account_id, list_scope, owner_scope
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
 
@@ -38,7 +38,7 @@ class SmsForm(FlaskForm):
 
 @bp.route("", methods=["GET", "POST"])
 def index():
-    account_id = list_scope()
+    account_id = chosen_account_id()
     form = SmsForm()
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -63,7 +63,7 @@ def index():
         field = getattr(form, name, None)
         if field is not None and hasattr(field, "errors"):
             field.errors = [*list(field.errors), text]
-    items = queries.messages_for(account_id)
+    items = queries.messages_for(list_scope())
     return render_template(
         "messages/index.html",
         form=form,

@@ -23,12 +23,12 @@ def message_events(message_ids: list[int]) -> dict[int, list[str]]:
     return out
 
 
-def messages_for(account_id: int | None, limit: int = 100) -> list[Message]:
+def messages_for(scope: Scope, limit: int = 100) -> list[Message]:
     query = (
         select(Message).where(Message.is_test.is_(False)).order_by(Message.id.desc()).limit(limit)
     )
-    if account_id is not None:
-        query = query.where(Message.account_id == account_id)
+    if not scope.everyone:
+        query = query.where(Message.account_id == scope.account_id)
     return list(db.session.scalars(query))
 
 

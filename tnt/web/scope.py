@@ -6,17 +6,28 @@ from sqlalchemy import select
 
 from .. import MAX_ID
 from ..extensions import db
-from ..logs import Scope
 from ..models import Account
+from ..scope import Scope
 
 
-def owner_scope() -> int | None:
-    """The account id every lookup by id is limited to; None for support (any account)."""
-    return None if current_user.is_support else current_user.account_id
+def owner_scope() -> Scope:
+    """Whose rows a lookup by id may find: the customer's account's; any account's for support."""
+    if current_user.is_support:
+        return Scope.all_accounts()
+    return Scope.account(current_user.account_id)
 
 
-def list_scope() -> int | None:
-    """The account whose rows a list shows: the customer's, or support's ?account= (None: all)."""
+def list_scope() -> Scope:
+    """Whose rows a list shows: the customer's account's, or support's ?account= (none: all)."""
+    account_id = chosen_account_id()
+    if account_id is None and current_user.is_support:
+        return Scope.all_accounts()
+    return Scope.account(account_id)
+
+
+def chosen_account_id() -> int | None:
+    """The account a new row is made in (not a scope): the customer's, or the one support chose
+    with ?account= (None: support has not chosen one)."""
     if not current_user.is_support:
         return current_user.account_id
     ref = request.values.get("account", "")
@@ -25,21 +36,6 @@ def list_scope() -> int | None:
     if int(ref) > MAX_ID or db.session.get(Account, int(ref)) is None:
         abort(404)
     return int(ref)
-
-
-def log_scope() -> Scope:
-    """list_scope() as an explicit Scope: support with no ?account= reads all accounts."""
-    account_id = list_scope()
-    if account_id is None and current_user.is_support:
-        return Scope.all_accounts()
-    return Scope.account(account_id)
-
-
-def lookup_scope() -> Scope:
-    """owner_scope() as an explicit Scope: support may look up any account's rows by id."""
-    if current_user.is_support:
-        return Scope.all_accounts()
-    return Scope.account(current_user.account_id)
 
 
 def aurl(_endpoint: str, _account: int | None = None, **values) -> str:
