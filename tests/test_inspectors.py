@@ -266,7 +266,10 @@ def test_deliveries_reach_the_inspector_verified_and_a_retry_lands_a_minute_late
 # Replay as curl: the real curl against a real receiver --------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None, reason="no curl")
+@pytest.mark.skipif(
+    shutil.which("curl") is None or shutil.which("bash") is None,
+    reason="the replay is run with the real curl under bash (apt-get install curl; .ci/run does)",
+)
 @pytest.mark.parametrize(
     "body",
     [
