@@ -337,9 +337,13 @@ class _Exchange:
         self.body, self.body_len, self.truncated = [], 0, False
         self.failure = self.refused = None
         self.framing = 0
-        # Decided once per POST: is this the service's own inspector (see netguard)?
-        self.own_capture: bool = netguard.is_own_capture_url(
-            job.target.url, self.settings.own_capture_base
+        # Decided once per POST: is this the service's own inspector (see netguard)? Only a
+        # POST to the service's own origin is worth parsing again; the rest fail on a tuple.
+        t, own = job.target, self.settings._own_origin
+        self.own_capture: bool = (
+            own is not None
+            and (t.scheme, t.host, t.port) == own
+            and netguard.is_own_capture_url(t.url, self.settings.own_capture_base)
         )
         c = self.curl
         # A connection that only that exception let through is closed after its POST: cached,
@@ -977,6 +981,11 @@ class Transport:
         (netguard.is_own_capture_url)."""
         self.allow_loopback = allow_loopback
         self.own_capture_base = own_capture_base
+        self._own_origin: tuple[str, str, int] | None = None
+        if own_capture_base:
+            with contextlib.suppress(_Failure):
+                own = _target(own_capture_base.rstrip("/") + "/")
+                self._own_origin = (own.scheme, own.host, own.port)
         self.https_only = https_only
         self.timeout = timeout
         self.max_body = max_body
